@@ -1,0 +1,58 @@
+# Easel: `make run` starts the whole platform on embedded defaults; `make test` runs the checks.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test lint format services services-down migrate seed bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/activate
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+migrate: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput -v0
+
+seed: migrate
+	$(BIN)/python manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
+
+## Install, migrate, seed the demo and start web + workers + beat (Ctrl-C stops everything).
+run: seed
+	@echo "Starting web, workers and beat on http://127.0.0.1:$(PORT)/ (Ctrl-C stops all)"
+	PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+
+## Lint and run every test against real PostgreSQL, Redis, S3 (SeaweedFS) and Chromium.
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	scripts/services.sh up
+	eval "$$(scripts/services.sh env)" && $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+services: $(VENV)/.installed-dev
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/generation_throughput.py
+
+clean:
+	rm -rf var/ $(VENV)

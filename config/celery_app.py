@@ -1,0 +1,30 @@
+"""The Celery application: queues, routes and reliability settings (the rest comes from Django
+settings under the ``CELERY_`` namespace).
+
+Queues: ``interactive`` and ``bulk`` (gpu workers, interactive first), ``train`` (one per GPU),
+``default`` (cpu worker: webhooks, exports, reaper, quality-judge calls).
+"""
+
+import os
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+app = Celery("easel")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+_exchange = Exchange("easel", type="direct")
+QUEUES = ("interactive", "bulk", "train", "default")
+app.conf.task_queues = tuple(Queue(name, _exchange, routing_key=name) for name in QUEUES)
+app.conf.task_default_queue = "default"
+app.conf.task_default_exchange = "easel"
+app.conf.task_default_routing_key = "default"
+app.conf.task_routes = {
+    "generation.tasks.run_generation_interactive": {"queue": "interactive"},
+    "generation.tasks.run_generation_bulk": {"queue": "bulk"},
+    "training.tasks.*": {"queue": "train"},
+    "models_registry.tasks.*": {"queue": "train"},
+}
+app.autodiscover_tasks()

@@ -1,0 +1,49 @@
+"""Tenant-scoped reads. Every lookup of tenant data goes through ``get_for_org`` so that "absent"
+and "another organization's" are the same 404."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from django.db.models import Model, QuerySet
+from django.http import Http404
+
+from .models import ApiKey, AuditEvent, Membership, Organization, Team
+
+M = TypeVar("M", bound=Model)
+
+
+def get_for_org(queryset: QuerySet[M], *, org: Organization, **lookup: object) -> M:
+    """Return the one row matching ``lookup`` inside ``org`` or raise the same ``Http404``."""
+    try:
+        return queryset.get(organization=org, **lookup)
+    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.") from None
+
+
+def get_team_for_org(*, org: Organization, team_id: int | str) -> Team:
+    return get_for_org(Team.objects.all(), org=org, pk=team_id)
+
+
+def get_api_key_for_org(*, org: Organization, api_key_id: int | str) -> ApiKey:
+    return get_for_org(ApiKey.objects.select_related("team"), org=org, pk=api_key_id)
+
+
+def team_list_for_org(*, org: Organization) -> QuerySet[Team]:
+    return Team.objects.filter(organization=org)
+
+
+def api_key_list_for_org(*, org: Organization) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(organization=org).select_related("team", "created_by")
+
+
+def audit_event_list_for_org(*, org: Organization) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(organization=org).select_related("actor_user", "actor_api_key")
+
+
+def memberships_for_user(*, user: object) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(user=user)
+        .select_related("organization")
+        .order_by("organization__name")
+    )

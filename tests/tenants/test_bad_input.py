@@ -1,0 +1,62 @@
+"""Malformed JSON, unknown fields, oversize bodies: 400/413 in the error format, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from tenants.models import ApiKey, AuditEvent
+from tenants.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+
+def _counts() -> tuple[int, int]:
+    return ApiKey.objects.count(), AuditEvent.objects.count()
+
+
+def test_malformed_json_is_a_400(persona, client_for):
+    client = client_for(persona(Role.ADMIN), session=True)
+    before = _counts()
+    response = client.post("/api/v1/api-keys", data='{"name": ', content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+    assert "JSON" in response.json()["error"]["message"]
+    assert _counts() == before
+
+
+def test_unknown_fields_are_named(persona, client_for):
+    client = client_for(persona(Role.ADMIN), session=True)
+    before = _counts()
+    response = client.post(
+        "/api/v1/api-keys", {"name": "k", "organization": 7, "is_admin": True}, format="json"
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert error["fields"] == {"is_admin": "Unknown field.", "organization": "Unknown field."}
+    assert _counts() == before
+
+
+def test_invalid_values_name_the_field(persona, client_for):
+    client = client_for(persona(Role.ADMIN), session=True)
+    response = client.post("/api/v1/api-keys", {"name": "", "scopes": ["fly"]}, format="json")
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert set(fields) == {"name", "scopes"}
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024)
+def test_oversize_body_is_a_413(persona, client_for):
+    client = client_for(persona(Role.ADMIN), session=True)
+    before = _counts()
+    response = client.post("/api/v1/api-keys", {"name": "x" * 5000}, format="json")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert _counts() == before
+
+
+def test_unknown_api_path_is_a_json_404(client):
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
