@@ -1,0 +1,1 @@
+"""Generation jobs and images (owned by the jobs/worker work; placeholder until it lands)."""

@@ -1,0 +1,1 @@
+"""Prompt templates (owned by the protocol/templates work; placeholder until it lands)."""
