@@ -1,6 +1,9 @@
-"""Organizations (tenants), teams, memberships, API keys and the audit log."""
+"""Organizations (tenants), teams, memberships, API keys and the audit log;
+platform infrastructure: idempotency keys, quotas + usage ledger, webhook endpoints + deliveries."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -115,3 +118,197 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.verb} {self.object_type}:{self.object_id}"
+
+
+# --- Platform infrastructure: idempotency, quotas + usage ledger, webhooks ----------------------
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a create sent with an ``Idempotency-Key`` (see tenants/idempotency.py).
+
+    Inserting the ``in_progress`` row is the lock: the unique constraint on (organization, key)
+    lets exactly one request run the handler.
+    """
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress", "In progress"
+        DONE = "done", "Done"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="idempotency_records"
+    )
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    request_fingerprint = models.CharField(max_length=64)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.IN_PROGRESS)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "key"], name="idempotency_key_unique_per_org"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}] {self.state}"
+
+
+class Quota(models.Model):
+    """Limits for an organization (``team`` null: org-wide) or one of its teams; null = unlimited.
+
+    The org-wide row always exists once anything was reserved: ``quota_reserve`` locks it, so
+    reservations of one organization are serialized and can never overshoot a limit together.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="quotas")
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="quotas"
+    )
+    images_per_day = models.PositiveIntegerField(null=True, blank=True)
+    gpu_seconds_per_month = models.FloatField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=models.Q(team__isnull=True),
+                name="one_org_wide_quota_per_org",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "team"],
+                condition=models.Q(team__isnull=False),
+                name="one_quota_per_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.team.slug if self.team_id else "org-wide"
+        return f"{self.organization.slug}/{scope} quota"
+
+
+class UsageRecord(models.Model):
+    """One line of the usage ledger: a reservation that is later settled (actual usage) or
+    released (failure or cancel). It counts in the period it was reserved in."""
+
+    class Kind(models.TextChoices):
+        IMAGES = "images", "Images"
+        GPU_SECONDS = "gpu_seconds", "GPU-seconds"
+
+    class State(models.TextChoices):
+        RESERVED = "reserved", "Reserved"
+        SETTLED = "settled", "Settled"
+        RELEASED = "released", "Released"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="usage_records"
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
+    )
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    amount = models.FloatField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RESERVED)
+    reference = models.CharField(max_length=200)
+    period_start = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reference", "kind"], name="usage_reference_kind_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "kind", "period_start", "state"])]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.kind}={self.amount:g} {self.state}"
+
+
+class WebhookEndpoint(models.Model):
+    """A URL that receives signed event notifications for a team (or the whole organization when
+    ``team`` is null). The secret is kept (it signs every delivery) but shown only at creation."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.CharField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(max_length=100)
+    events = models.JSONField(default=list)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint. ``delivery_id`` is the ``webhook-id`` header: the same on every
+    retry, so receivers can drop duplicates."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(max_length=60)
+    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    payload = models.JSONField()
+    attempts = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # When the next attempt is due; while an attempt runs, the end of its lease.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.endpoint_id} ({self.status})"
+
+
+class WebhookDeliveryAttempt(models.Model):
+    """One HTTP attempt of a delivery: what came back, or why nothing did, and how long it took."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="log")
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.status_code or self.error}"

@@ -209,6 +209,15 @@ EASEL_PIPELINE_CACHE_SIZE = env.int("EASEL_PIPELINE_CACHE_SIZE", default=2)
 EASEL_REQUIRE_SERVICES = env.bool("EASEL_REQUIRE_SERVICES", default=False)
 EASEL_API_KEY_PREFIX = "esl"
 
+# Idempotency keys are kept at least this long (Stripe keeps them 24 h); a periodic task purges.
+EASEL_IDEMPOTENCY_TTL_HOURS = env.int("EASEL_IDEMPOTENCY_TTL_HOURS", default=48)
+# Webhooks: per-operation socket timeout (seconds), attempts before a delivery fails, and whether
+# URLs may point at private/loopback addresses (never at link-local/metadata ones). Keep it off in
+# production; turn it on to send webhooks to a receiver on your own machine or network.
+EASEL_WEBHOOK_TIMEOUT = env.float("EASEL_WEBHOOK_TIMEOUT", default=10.0)
+EASEL_WEBHOOK_MAX_ATTEMPTS = env.int("EASEL_WEBHOOK_MAX_ATTEMPTS", default=8)
+EASEL_WEBHOOK_ALLOW_PRIVATE = env.bool("EASEL_WEBHOOK_ALLOW_PRIVATE", default=False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
