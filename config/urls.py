@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views.defaults import page_not_found
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
@@ -25,6 +26,8 @@ urlpatterns = [
         name="api-docs",
     ),
     path("admin/", admin.site.urls),
+    path("studio/", include("studio.urls")),
+    path("", RedirectView.as_view(pattern_name="studio:home", permanent=False), name="root"),
 ]
 
 if settings.DEBUG and settings.EASEL_STORAGE == "local":

@@ -107,6 +107,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Studio sign-in -------------------------------------------------------------------------------
+LOGIN_URL = "studio:login"
+LOGIN_REDIRECT_URL = "studio:home"
+LOGOUT_REDIRECT_URL = "studio:login"
+
 # --- Static files and storage --------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"

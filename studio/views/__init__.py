@@ -1,0 +1,2 @@
+"""Studio pages, one module per area: sign-in and organization, generation and jobs, review,
+gallery, models."""
