@@ -7,6 +7,7 @@ switch to PostgreSQL, Redis/RabbitMQ and S3. Any variable may be given as ``<NAM
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -213,6 +214,14 @@ EASEL_BUILD_CACHE_DIR = Path(
 EASEL_PIPELINE_CACHE_SIZE = env.int("EASEL_PIPELINE_CACHE_SIZE", default=2)
 EASEL_REQUIRE_SERVICES = env.bool("EASEL_REQUIRE_SERVICES", default=False)
 EASEL_API_KEY_PREFIX = "esl"
+
+# Hosted image models behind the unified protocol, a JSON object keyed by the name a request
+# passes as `model` (see generation/backends.py): {"dalle": {"kind": "openai", "base_url": ...,
+# "api_key": ..., "model": "gpt-image-1"}, "imagen": {"kind": "imagen", "project": ..., ...}}.
+# Holds credentials, so EASEL_PROVIDERS_FILE may name a secret file instead.
+EASEL_PROVIDERS = json.loads(_secret("EASEL_PROVIDERS", default="") or "{}")
+if not isinstance(EASEL_PROVIDERS, dict):
+    raise ValueError("EASEL_PROVIDERS must be a JSON object keyed by provider name")
 
 # Idempotency keys are kept at least this long (Stripe keeps them 24 h); a periodic task purges.
 EASEL_IDEMPOTENCY_TTL_HOURS = env.int("EASEL_IDEMPOTENCY_TTL_HOURS", default=48)

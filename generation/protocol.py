@@ -1,0 +1,546 @@
+"""The unified parameter protocol: one validated schema for every model Easel serves.
+
+A request names *what* to draw (``prompt``, or ``template`` + ``variables``), *with what*
+(``model`` — a base-model name, ``version:<id>`` or a configured provider — or ``category``, whose
+production alias is used; neither means the organization's default model) and *how*
+(``style``, size, ``cfg_scale``, ``steps``, ``seed``, ``num_images``, ``scheduler``). Callers switch
+models by changing only ``model``; ``generation.backends`` translates the resolved parameters for
+the local diffusers pipeline or a hosted provider.
+
+Validation runs in two steps. ``GenerationRequestSerializer`` checks the body on its own (types,
+global bounds, exclusive pairs), so a malformed request is refused before anything is looked up.
+``resolve_params`` then knows the model's family and applies the family's bounds and the
+precedence *request > template defaults > style preset > base model defaults > protocol
+defaults*, chooses and records a seed when none was given, renders the template and applies the
+style. Every error names its field.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from rest_framework import serializers
+
+from tenants.api.base import StrictSerializer
+
+from .styles import (
+    STYLE_NAMES,
+    StylePreset,
+    UnknownStyle,
+    apply_style,
+    apply_style_negative,
+    get_style,
+)
+
+SEED_MAX = 2**32 - 1
+MAX_PROMPT_CHARS = 2000
+MAX_NEGATIVE_PROMPT_CHARS = 1000
+MAX_RENDERED_PROMPT_CHARS = 4000
+MAX_VARIABLES = 50
+MAX_VARIABLE_CHARS = 500
+MIN_SIDE = 32
+MAX_SIDE = 1536
+MAX_STEPS = 100
+MAX_CFG_SCALE = 20.0
+MAX_IMAGES = 8
+
+# Protocol scheduler name → diffusers scheduler class.
+SCHEDULERS: Mapping[str, str] = {
+    "ddim": "DDIMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "dpmpp_2m": "DPMSolverMultistepScheduler",
+    "pndm": "PNDMScheduler",
+    "lms": "LMSDiscreteScheduler",
+}
+ASPECT_RATIOS: tuple[str, ...] = ("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3")
+PROTOCOL_DEFAULTS: Mapping[str, Any] = {
+    "cfg_scale": 7.0,
+    "steps": 30,
+    "num_images": 1,
+    "scheduler": "ddim",
+}
+# The sampling parameters a request, a template's defaults or a style may set.
+PARAM_KEYS = (
+    "width",
+    "height",
+    "aspect_ratio",
+    "cfg_scale",
+    "steps",
+    "seed",
+    "num_images",
+    "scheduler",
+)
+
+
+@dataclass(frozen=True)
+class FamilyLimits:
+    """Size bounds (each side, multiples of 8), native square side and step ceiling."""
+
+    min_side: int
+    max_side: int
+    native_side: int
+    max_steps: int = MAX_STEPS
+
+
+FAMILY_LIMITS: Mapping[str, FamilyLimits] = {
+    "tiny": FamilyLimits(min_side=32, max_side=256, native_side=64),
+    "sd15": FamilyLimits(min_side=256, max_side=1024, native_side=512),
+    "sdxl": FamilyLimits(min_side=512, max_side=1536, native_side=1024),
+    # Hosted models: the adapter maps the size onto what the provider offers.
+    "provider": FamilyLimits(min_side=256, max_side=1536, native_side=1024),
+}
+
+
+def scheduler_class_name(name: str) -> str:
+    """The diffusers scheduler class for a protocol scheduler name (``"euler_a"`` →
+    ``"EulerAncestralDiscreteScheduler"``)."""
+    try:
+        return SCHEDULERS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown scheduler '{name}'; use one of: {', '.join(SCHEDULERS)}."
+        ) from None
+
+
+def family_limits(family: str) -> FamilyLimits:
+    try:
+        return FAMILY_LIMITS[family]
+    except KeyError:
+        raise ValueError(f"Unknown model family '{family}'.") from None
+
+
+def size_for_aspect_ratio(aspect_ratio: str, *, native_area: int, family: str) -> tuple[int, int]:
+    """Width and height for ``aspect_ratio`` with about ``native_area`` pixels, multiples of 8,
+    clamped to the family's bounds."""
+    limits = family_limits(family)
+    w_part, _, h_part = aspect_ratio.partition(":")
+    ratio = int(w_part) / int(h_part)
+
+    def snap(side: float) -> int:
+        side8 = max(8, round(side / 8) * 8)
+        return min(max(side8, limits.min_side), limits.max_side)
+
+    return snap(math.sqrt(native_area * ratio)), snap(math.sqrt(native_area / ratio))
+
+
+# --- The resolved parameters -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Fully resolved parameters of one generation: what a job records and a backend receives."""
+
+    prompt: str
+    negative_prompt: str
+    style: str
+    width: int
+    height: int
+    cfg_scale: float
+    steps: int
+    seed: int
+    num_images: int
+    scheduler: str
+    family: str
+    model: str | None = None  # as requested: base-model name, "version:<id>" or provider name
+    category: str | None = None
+    base_model: str | None = None  # what served it: base-model or provider name
+    template_id: int | None = None
+    template_application: str | None = None
+    template_version: int | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    seed_chosen: bool = False  # True when the request named no seed and one was drawn
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GenerationParams:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def image_seeds(self) -> list[int]:
+        """Image *i* of the batch is drawn with ``seed + i`` (mod 2**32)."""
+        return [(self.seed + i) % (SEED_MAX + 1) for i in range(self.num_images)]
+
+    @property
+    def scheduler_class(self) -> str:
+        return scheduler_class_name(self.scheduler)
+
+
+# --- Request validation ------------------------------------------------------------------------
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer that refuses booleans (``true`` is not 1 here)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A finite number that refuses booleans."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _multiple_of_8(value: int) -> None:
+    if value % 8:
+        lower, upper = value // 8 * 8, value // 8 * 8 + 8
+        raise serializers.ValidationError(
+            f"Must be a multiple of 8 (the latent grid); use {lower} or {upper}."
+        )
+
+
+def _side_field(name: str) -> StrictIntegerField:
+    return StrictIntegerField(
+        required=False,
+        min_value=MIN_SIDE,
+        max_value=MAX_SIDE,
+        validators=[_multiple_of_8],
+        help_text=(
+            f"Image {name} in pixels, a multiple of 8. Bounds per model family: tiny 32–256, "
+            "sd15 256–1024, sdxl 512–1536, provider 256–1536 (mapped to the nearest size the "
+            "provider offers). Give width and height together, or aspect_ratio. Default: the "
+            "model's native size."
+        ),
+    )
+
+
+class ProtocolParamsSerializer(StrictSerializer):
+    """The sampling parameters: what a request and a template's ``default_params`` may set."""
+
+    width = _side_field("width")
+    height = _side_field("height")
+    aspect_ratio = serializers.ChoiceField(
+        choices=ASPECT_RATIOS,
+        required=False,
+        help_text=(
+            "Instead of width/height: the shape, mapped to the model family's native pixel area "
+            "(tiny 64², sd15 512², sdxl 1024², provider 1024²) and rounded to multiples of 8."
+        ),
+    )
+    cfg_scale = StrictFloatField(
+        required=False,
+        min_value=0.0,
+        max_value=MAX_CFG_SCALE,
+        help_text="Classifier-free guidance scale, 0–20. Default: the model's (else 7).",
+    )
+    steps = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_STEPS,
+        help_text="Denoising steps, 1–100. Default: the model's (else 30).",
+    )
+    seed = StrictIntegerField(
+        required=False,
+        min_value=0,
+        max_value=SEED_MAX,
+        help_text=(
+            "Random seed, 0–4294967295; image i of a batch uses seed + i. When absent a seed is "
+            "drawn and recorded on the job, so every image can be reproduced."
+        ),
+    )
+    num_images = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_IMAGES,
+        help_text="How many images to draw, 1–8. Default 1.",
+    )
+    scheduler = serializers.ChoiceField(
+        choices=tuple(SCHEDULERS),
+        required=False,
+        help_text=(
+            "Sampler: ddim, euler, euler_a, dpmpp_2m, pndm or lms. Default: the model's "
+            "(else ddim). Hosted providers ignore it."
+        ),
+    )
+
+    def collect_errors(self, attrs: dict[str, Any]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        has_width, has_height = "width" in attrs, "height" in attrs
+        if has_width != has_height:
+            missing = "height" if has_width else "width"
+            given = "width" if has_width else "height"
+            errors[missing] = f"Give {missing} together with {given} (or use aspect_ratio)."
+        if "aspect_ratio" in attrs and (has_width or has_height):
+            errors["aspect_ratio"] = "Give width and height, or aspect_ratio, not both."
+        return errors
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        errors = self.collect_errors(attrs)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class GenerationRequestSerializer(ProtocolParamsSerializer):
+    """A generation request in the unified protocol (flat JSON)."""
+
+    model = serializers.CharField(
+        required=False,
+        max_length=120,
+        help_text=(
+            "A base-model name (e.g. 'tiny', 'shapes'), 'version:<id>' for a model version, or "
+            "a configured hosted provider's name. Give model or category, not both; neither "
+            "means the organization's default model."
+        ),
+    )
+    category = serializers.SlugField(
+        required=False,
+        max_length=80,
+        help_text="A category slug: its production model version is used.",
+    )
+    prompt = serializers.CharField(
+        required=False,
+        max_length=MAX_PROMPT_CHARS,
+        help_text=f"The prompt, at most {MAX_PROMPT_CHARS} characters. Give prompt or template.",
+    )
+    template = serializers.SlugField(
+        required=False,
+        max_length=80,
+        help_text="A prompt template's application slug: its latest version is rendered.",
+    )
+    template_version = StrictIntegerField(
+        required=False,
+        min_value=1,
+        help_text="Pin a template version instead of the latest.",
+    )
+    variables = serializers.DictField(
+        child=serializers.CharField(max_length=MAX_VARIABLE_CHARS, allow_blank=True),
+        required=False,
+        help_text=(
+            "Values for the template's {variables}; every variable must be given and no other. "
+            f"At most {MAX_VARIABLES}, each at most {MAX_VARIABLE_CHARS} characters."
+        ),
+    )
+    negative_prompt = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_NEGATIVE_PROMPT_CHARS,
+        help_text=(
+            "What to keep out of the image; replaces the template's. Hosted providers without "
+            "negative prompts get it folded into the prompt as 'Avoid: …'."
+        ),
+    )
+    style = serializers.ChoiceField(
+        choices=STYLE_NAMES,
+        required=False,
+        allow_blank=True,
+        help_text=(
+            "A style preset adding lighting, background and framing phrases: "
+            f"{', '.join(STYLE_NAMES)}. Replaces the template's style; '' for none."
+        ),
+    )
+
+    def validate_variables(self, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_VARIABLES:
+            raise serializers.ValidationError(f"At most {MAX_VARIABLES} variables.")
+        bad = sorted(k for k in value if not k.isidentifier() or len(k) > 64)
+        if bad:
+            raise serializers.ValidationError(
+                f"Variable names must be identifiers (letters, digits, _): {', '.join(bad)}."
+            )
+        return value
+
+    def validate_prompt(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The prompt is blank.")
+        return value
+
+    def collect_errors(self, attrs: dict[str, Any]) -> dict[str, str]:
+        errors = super().collect_errors(attrs)
+        if attrs.get("model") and attrs.get("category"):
+            errors["category"] = (
+                "Give model or category, not both (neither uses the organization's default)."
+            )
+        has_prompt, has_template = "prompt" in attrs, "template" in attrs
+        if has_prompt and has_template:
+            errors["template"] = "Give prompt or template, not both."
+        elif not has_prompt and not has_template:
+            errors["prompt"] = "Give a prompt, or a template with its variables."
+        if not has_template:
+            if "variables" in attrs:
+                errors["variables"] = "Variables need a template; a raw prompt has none."
+            if "template_version" in attrs:
+                errors["template_version"] = "template_version needs a template."
+        return errors
+
+
+# --- Resolution --------------------------------------------------------------------------------
+
+
+def _model_family_and_defaults(resolved_model: Any) -> tuple[str, str | None, dict[str, Any]]:
+    """(family, served model name, normalized defaults) of a registry or provider target."""
+    base = getattr(resolved_model, "base", None)
+    source = base if base is not None else resolved_model
+    family = str(source.family)
+    raw = dict(getattr(source, "default_params", None) or {})
+    defaults: dict[str, Any] = {}
+    native = raw.get("native_size")
+    width, height = raw.get("width", native), raw.get("height", native)
+    if isinstance(width, int) and isinstance(height, int):
+        defaults["width"], defaults["height"] = width, height
+    if "cfg_scale" in raw or "cfg" in raw:
+        defaults["cfg_scale"] = float(raw.get("cfg_scale", raw.get("cfg")))
+    if isinstance(raw.get("steps"), int):
+        defaults["steps"] = raw["steps"]
+    if raw.get("scheduler") in SCHEDULERS:
+        defaults["scheduler"] = raw["scheduler"]
+    return family, getattr(source, "name", None), defaults
+
+
+def _first(layers: list[tuple[str, Mapping[str, Any]]], key: str) -> tuple[Any, str] | None:
+    for origin, layer in layers:
+        if key in layer and layer[key] is not None:
+            return layer[key], origin
+    return None
+
+
+def _check_side(name: str, value: int, *, family: str, origin: str) -> str | None:
+    limits = family_limits(family)
+    if limits.min_side <= value <= limits.max_side:
+        return None
+    where = "" if origin == "request" else f" (from the {origin})"
+    return (
+        f"{value}{where} is outside {limits.min_side}–{limits.max_side}, the bounds of the "
+        f"'{family}' model family."
+    )
+
+
+def _size(
+    layers: list[tuple[str, Mapping[str, Any]]],
+    *,
+    family: str,
+    model_defaults: Mapping[str, Any],
+    errors: dict[str, str],
+) -> tuple[int, int]:
+    limits = family_limits(family)
+    native_w = model_defaults.get("width", limits.native_side)
+    native_h = model_defaults.get("height", limits.native_side)
+    for origin, layer in layers:
+        if "width" in layer and "height" in layer:
+            width, height = int(layer["width"]), int(layer["height"])
+            for name, value in (("width", width), ("height", height)):
+                problem = _check_side(name, value, family=family, origin=origin)
+                if problem:
+                    errors[name] = problem
+            return width, height
+        if layer.get("aspect_ratio"):
+            return size_for_aspect_ratio(
+                layer["aspect_ratio"], native_area=native_w * native_h, family=family
+            )
+    return native_w, native_h
+
+
+def _load_template(*, org: Any, application: str, version: int | None) -> Any:
+    from .template_selectors import get_prompt_template_for_org
+
+    try:
+        return get_prompt_template_for_org(org=org, application=application, version=version)
+    except Http404:
+        which = f"'{application}' version {version}" if version else f"'{application}'"
+        raise ValidationError(
+            {"template": f"No prompt template {which} here; see GET /api/v1/templates."}
+        ) from None
+
+
+def resolve_params(*, org: Any, data: Mapping[str, Any], resolved_model: Any) -> GenerationParams:
+    """Resolve a validated request (``GenerationRequestSerializer.validated_data``) for the model
+    that will serve it (a registry ``ResolvedModel`` or a provider target).
+
+    Raises ``django.core.exceptions.ValidationError`` keyed by field for family bounds, unknown
+    templates and template variables.
+    """
+    from .templates import TemplateSyntaxError, TemplateVariablesError, render_template
+
+    family, served_by, model_defaults = _model_family_and_defaults(resolved_model)
+    limits = family_limits(family)
+    template = None
+    if data.get("template"):
+        template = _load_template(
+            org=org, application=data["template"], version=data.get("template_version")
+        )
+    style_name = data.get("style", template.style if template else "")
+    try:
+        style: StylePreset | None = get_style(style_name) if style_name else None
+    except UnknownStyle as exc:
+        raise ValidationError({"style": str(exc)}) from None
+
+    request_layer = {k: data[k] for k in PARAM_KEYS if k in data}
+    layers: list[tuple[str, Mapping[str, Any]]] = [("request", request_layer)]
+    if template is not None:
+        origin = f"template '{template.application}' v{template.version}"
+        layers.append((origin, template.default_params or {}))
+    if style is not None:
+        layers.append((f"style '{style.name}'", style.params))
+    layers.append(("model defaults", model_defaults))
+    layers.append(("protocol defaults", PROTOCOL_DEFAULTS))
+
+    errors: dict[str, str] = {}
+    width, height = _size(layers, family=family, model_defaults=model_defaults, errors=errors)
+    steps, steps_origin = _first(layers, "steps")  # type: ignore[misc]
+    if steps > limits.max_steps:
+        errors["steps"] = f"{steps} ({steps_origin}) is above {limits.max_steps} for '{family}'."
+    cfg_scale = float(_first(layers, "cfg_scale")[0])  # type: ignore[index]
+    num_images = int(_first(layers, "num_images")[0])  # type: ignore[index]
+    scheduler = str(_first(layers, "scheduler")[0])  # type: ignore[index]
+    seed_found = _first(layers, "seed")
+    seed = int(seed_found[0]) if seed_found else secrets.randbelow(SEED_MAX + 1)
+
+    variables = {k: str(v) for k, v in (data.get("variables") or {}).items()}
+    negative_override = data.get("negative_prompt")
+    if template is not None:
+        try:
+            rendered = render_template(
+                template, variables, style=style_name, negative_prompt=negative_override
+            )
+        except (TemplateVariablesError, TemplateSyntaxError) as exc:
+            errors["variables"] = str(exc)
+            rendered = None
+        prompt = rendered.prompt if rendered else ""
+        negative = rendered.negative_prompt if rendered else ""
+    else:
+        prompt = apply_style(" ".join(str(data["prompt"]).split()), style_name)
+        negative = apply_style_negative(negative_override or "", style_name)
+    if len(prompt) > MAX_RENDERED_PROMPT_CHARS:
+        field_name = "variables" if template is not None else "prompt"
+        errors[field_name] = (
+            f"The rendered prompt has {len(prompt)} characters, above "
+            f"{MAX_RENDERED_PROMPT_CHARS}; shorten the values."
+        )
+    if errors:
+        raise ValidationError(errors)
+
+    return GenerationParams(
+        prompt=prompt,
+        negative_prompt=negative,
+        style=style_name,
+        width=width,
+        height=height,
+        cfg_scale=cfg_scale,
+        steps=int(steps),
+        seed=seed,
+        num_images=num_images,
+        scheduler=scheduler,
+        family=family,
+        model=data.get("model"),
+        category=data.get("category"),
+        base_model=served_by,
+        template_id=template.pk if template else None,
+        template_application=template.application if template else None,
+        template_version=template.version if template else None,
+        variables=variables,
+        seed_chosen=seed_found is None,
+    )
