@@ -14,6 +14,9 @@ from tenants.health import healthz
 
 api_v1 = [
     path("", include("tenants.api.urls")),
+    path("", include("generation.api.templates")),
+    path("", include("generation.api.urls")),
+    path("", include("models_registry.api.urls")),
 ]
 
 urlpatterns = [

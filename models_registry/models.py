@@ -171,3 +171,7 @@ class AliasHistory(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         verbose_name_plural = "alias history"
+
+    def __str__(self) -> str:
+        moved = f"v{self.from_version_id} → v{self.to_version_id}"
+        return f"{self.at:%Y-%m-%d %H:%M} {self.alias_name} {self.action} {moved}"

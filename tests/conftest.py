@@ -13,6 +13,8 @@ from tenants.roles import Role
 
 from .factories import Persona, make_org, make_persona
 
+pytest_plugins = ["tests.registry_fixtures"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("EASEL_REQUIRE_SERVICES") == "1":
