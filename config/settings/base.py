@@ -199,6 +199,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "BuildStatusEnum": "models_registry.models.BuildStatus",
+        "VersionStatusEnum": "models_registry.models.VersionStatus",
+    },
 }
 
 # Request bodies above this many bytes are refused with 413 (uploads get their own limits).
