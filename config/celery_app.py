@@ -28,3 +28,13 @@ app.conf.task_routes = {
     "models_registry.tasks.*": {"queue": "train"},
 }
 app.autodiscover_tasks()
+
+# Generation reaper: re-enqueue jobs whose lease ran out, fail those out of attempts.
+app.conf.beat_schedule = {
+    **(app.conf.beat_schedule or {}),
+    "generation-jobs-reap": {
+        "task": "generation.tasks.reap_generation_jobs",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 55},
+    },
+}

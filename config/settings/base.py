@@ -219,6 +219,17 @@ EASEL_PIPELINE_CACHE_SIZE = env.int("EASEL_PIPELINE_CACHE_SIZE", default=2)
 EASEL_REQUIRE_SERVICES = env.bool("EASEL_REQUIRE_SERVICES", default=False)
 EASEL_API_KEY_PREFIX = "esl"
 
+# Generation jobs: images per pipeline call (compatible jobs are batched up to this), how long a
+# claim holds without a heartbeat, when a pending job's message is assumed lost and resent,
+# claims per job, how often the step callback looks for cancels, and the GPU-seconds per step at
+# 512×512 used to size a quota reservation (the measured time is settled afterwards).
+EASEL_BATCH_SIZE = env.int("EASEL_BATCH_SIZE", default=8)
+EASEL_JOB_LEASE_SECONDS = env.int("EASEL_JOB_LEASE_SECONDS", default=600)
+EASEL_PENDING_RESEND_SECONDS = env.int("EASEL_PENDING_RESEND_SECONDS", default=3600)
+EASEL_JOB_MAX_ATTEMPTS = env.int("EASEL_JOB_MAX_ATTEMPTS", default=3)
+EASEL_CANCEL_POLL_SECONDS = env.float("EASEL_CANCEL_POLL_SECONDS", default=0.25)
+EASEL_GPU_SECONDS_PER_STEP = env.float("EASEL_GPU_SECONDS_PER_STEP", default=0.05)
+
 # Hosted image models behind the unified protocol, a JSON object keyed by the name a request
 # passes as `model` (see generation/backends.py): {"dalle": {"kind": "openai", "base_url": ...,
 # "api_key": ..., "model": "gpt-image-1"}, "imagen": {"kind": "imagen", "project": ..., ...}}.

@@ -1,0 +1,1 @@
+"""REST endpoints for generations and their images."""

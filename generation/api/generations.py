@@ -1,0 +1,194 @@
+"""``/api/v1/generations``: submit (202 + Location), list, get, cancel.
+
+``Prefer: wait=N`` (N ≤ 60; a bare ``wait`` means 60) holds a create open until the job finishes
+or N seconds pass: a finished job comes back as 200 with ``Preference-Applied: wait=N``, otherwise
+the usual 202. Every create honours ``Idempotency-Key`` (tenants.idempotency).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tenants.api.base import CreatedCursorPagination, OrgScopedMixin
+from tenants.idempotency import HEADER as IDEMPOTENCY_HEADER
+from tenants.idempotency import idempotent
+from tenants.models import Organization
+from tenants.quotas import QuotaExceeded, QuotaExceededError
+from tenants.roles import Action
+
+from .. import selectors, services
+from ..models import GenerationJob, JobPriority, JobStatus
+from ..protocol import GenerationRequestSerializer
+from .images import ImageSerializer
+
+MAX_WAIT_SECONDS = 60
+_WAIT = re.compile(r"^\s*wait(?:\s*=\s*\"?(\d+)\"?)?\s*$", re.IGNORECASE)
+
+
+def prefer_wait_seconds(header: str | None) -> int | None:
+    """The ``wait`` preference of a ``Prefer`` header, capped at 60; None when absent or bad."""
+    for part in (header or "").replace(";", ",").split(","):
+        match = _WAIT.match(part)
+        if match:
+            return min(int(match.group(1) or MAX_WAIT_SECONDS), MAX_WAIT_SECONDS)
+    return None
+
+
+class GenerationCreateSerializer(GenerationRequestSerializer):
+    priority = serializers.ChoiceField(
+        choices=JobPriority.choices,
+        default=JobPriority.INTERACTIVE,
+        help_text="'interactive' (default) or 'bulk'; bulk work never delays interactive work.",
+    )
+
+
+class GenerationJobSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    base_model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    model_version = serializers.PrimaryKeyRelatedField(read_only=True)
+    template = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    images = ImageSerializer(many=True, read_only=True)
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationJob
+        fields = [
+            "id",
+            "status",
+            "priority",
+            "progress",
+            "cancel_requested",
+            "model",
+            "backend",
+            "category",
+            "base_model",
+            "model_version",
+            "template",
+            "prompt",
+            "params",
+            "num_images",
+            "attempts",
+            "error",
+            "gpu_seconds",
+            "batch_size",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "images",
+            "links",
+        ]
+
+    def get_template(self, obj: GenerationJob) -> dict[str, Any] | None:
+        if obj.template_version is None:
+            return None
+        application = obj.params.get("template_application")
+        return {"id": obj.template_id, "application": application, "version": obj.template_version}
+
+    def get_error(self, obj: GenerationJob) -> dict[str, str] | None:
+        if not obj.error_message:
+            return None
+        return {"code": obj.error_code, "message": obj.error_message}
+
+    def get_links(self, obj: GenerationJob) -> dict[str, str]:
+        return {
+            "self": reverse("v1:generation-detail", args=[obj.pk]),
+            "cancel": reverse("v1:generation-cancel", args=[obj.pk]),
+        }
+
+
+class GenerationFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=JobStatus.choices)
+    priority = django_filters.ChoiceFilter(choices=JobPriority.choices)
+    category = django_filters.CharFilter(field_name="category__slug")
+    template = django_filters.CharFilter(field_name="template__application")
+    template_version = django_filters.NumberFilter()
+    model_version = django_filters.NumberFilter(field_name="model_version_id")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_on = django_filters.DateFilter(field_name="created_at", lookup_expr="date")
+
+    class Meta:
+        model = GenerationJob
+        fields = ["status", "priority", "category", "template", "model_version"]
+
+
+class GenerationViewSet(
+    OrgScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    queryset = GenerationJob.objects.none()
+    serializer_class = GenerationJobSerializer
+    filterset_class = GenerationFilter
+    pagination_class = CreatedCursorPagination
+    required_actions = {"create": Action.GENERATE, "cancel": Action.GENERATE}
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    def scoped_queryset(self, org: Organization) -> QuerySet[GenerationJob]:
+        return selectors.generation_job_list_for_org(org=org)
+
+    @extend_schema(
+        request=GenerationCreateSerializer,
+        responses={200: GenerationJobSerializer, 202: GenerationJobSerializer},
+        parameters=[
+            OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER),
+            OpenApiParameter(
+                "Prefer", str, OpenApiParameter.HEADER, description="wait=N (N ≤ 60 seconds)"
+            ),
+        ],
+    )
+    @idempotent
+    def create(self, request: Request) -> Response:
+        s = GenerationCreateSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        data = dict(s.validated_data)
+        priority = data.pop("priority")
+        try:
+            job = services.generation_job_create(
+                actor=request.principal,
+                data=data,
+                priority=priority,
+                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, ""),
+            )
+        except QuotaExceeded as exc:
+            raise QuotaExceededError(exc) from exc
+        headers = {"Location": reverse("v1:generation-detail", args=[job.pk])}
+        wait = prefer_wait_seconds(request.headers.get("Prefer"))
+        code = status.HTTP_202_ACCEPTED
+        if wait:
+            job = self._wait_for(job, seconds=wait)
+            if job.is_finished:
+                code = status.HTTP_200_OK
+                headers["Preference-Applied"] = f"wait={wait}"
+        else:
+            job = selectors.get_generation_job_for_org(org=request.principal.org, job_id=job.pk)
+        body = GenerationJobSerializer(job, context=self.get_serializer_context()).data
+        return Response(body, status=code, headers=headers)
+
+    def _wait_for(self, job: GenerationJob, *, seconds: int) -> GenerationJob:
+        deadline = time.monotonic() + seconds
+        delay = 0.05
+        org = self.request.principal.org
+        while True:
+            job = selectors.get_generation_job_for_org(org=org, job_id=job.pk)
+            if job.is_finished or time.monotonic() >= deadline:
+                return job
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.5)
+
+    @extend_schema(request=None, responses=GenerationJobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        job = services.generation_job_cancel(actor=request.principal, job=self.get_object())
+        job = selectors.get_generation_job_for_org(org=request.principal.org, job_id=job.pk)
+        return Response(GenerationJobSerializer(job, context=self.get_serializer_context()).data)

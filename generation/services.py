@@ -1,0 +1,315 @@
+"""Writes for generation jobs: submit, cancel, reap; and the quota/webhook side of finishing.
+
+Submit validates the request through the unified protocol, resolves the model, reserves quota and
+creates a ``pending`` job in one transaction; the task is enqueued on commit. Image ``i`` of a job
+uses seed ``seed + i`` (a request without a seed gets a random one, recorded on the job).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from tenants import quotas
+from tenants.api.errors import Conflict
+from tenants.principal import Principal
+from tenants.roles import Action
+from tenants.services import audit_event_record, require
+
+from .models import GenerationJob, JobPriority, JobStatus
+from .models.jobs import FINISHED_STATUSES
+
+logger = logging.getLogger(__name__)
+
+# What must match for two jobs to share one pipeline call (besides the model): one diffusers call
+# takes one size, step count, scheduler and guidance scale. Prompt, negative prompt, seed, style and
+# template differ freely between the images of a call.
+BATCH_PARAMS = ("width", "height", "steps", "scheduler", "cfg_scale", "family")
+
+
+class JobNotCancelable(Conflict):
+    default_code = "not_cancelable"
+    default_detail = "This job has already finished."
+
+
+def _params_dict(params: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
+    return json.loads(json.dumps(data, default=str))
+
+
+def batch_key_for(
+    *,
+    backend: str,
+    model_ref: str,
+    base_id: int | None,
+    version_id: int | None,
+    params: Mapping[str, Any],
+) -> str:
+    """Jobs with equal keys can run in one pipeline call (see ``BATCH_PARAMS``)."""
+    shared = {k: params.get(k) for k in BATCH_PARAMS}
+    material = json.dumps(
+        {"backend": backend, "ref": model_ref, "base": base_id, "version": version_id, **shared},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def estimate_gpu_seconds(*, params: Mapping[str, Any], num_images: int) -> float:
+    """A rough reservation; the worker settles the measured time."""
+    pixels = int(params.get("width") or 512) * int(params.get("height") or 512)
+    steps = int(params.get("steps") or 30)
+    return round(num_images * steps * pixels / (512 * 512) * settings.EASEL_GPU_SECONDS_PER_STEP, 3)
+
+
+@transaction.atomic
+def generation_job_create(
+    *,
+    actor: Principal,
+    data: Mapping[str, Any],
+    priority: str = JobPriority.INTERACTIVE,
+    idempotency_key: str = "",
+) -> GenerationJob:
+    """Create a pending job from a validated request body; enqueue it on commit.
+
+    Raises ``ValidationError`` (400) for a request the protocol or registry refuses and
+    ``quotas.QuotaExceeded`` (429) when the organization's or team's quota would be exceeded.
+    """
+    from .backends import ProviderTarget, resolve_generation_target
+    from .protocol import resolve_params
+
+    require(actor, Action.GENERATE)
+    org = actor.org
+    model = data.get("model") or None
+    target = resolve_generation_target(org=org, model=model, category=data.get("category"))
+    params = resolve_params(org=org, data=data, resolved_model=target)
+    hosted = target.name if isinstance(target, ProviderTarget) else None
+    resolved = None if hosted else target
+    values = _params_dict(params)
+    if values.get("seed") is None:
+        values["seed"] = secrets.randbelow(2**32)
+    num_images = int(values.get("num_images") or 1)
+    template_id = values.get("template_id")
+    template_version = values.get("template_version")
+    base = resolved.base if resolved else None
+    version = resolved.version if resolved else None
+    category = resolved.category if resolved else None
+    model_ref = str(model or (f"category:{category.pk}" if category else f"default:{base.pk}"))
+    job = GenerationJob(
+        id=uuid.uuid4(),
+        organization=org,
+        team=actor.team,
+        created_by=actor.user if getattr(actor.user, "is_authenticated", False) else None,
+        created_by_api_key=actor.api_key,
+        template_id=template_id,
+        template_version=template_version,
+        category=category,
+        model=model or "",
+        backend=hosted or "local",
+        base_model=base,
+        model_version=version,
+        params=values,
+        prompt=str(values.get("prompt") or ""),
+        num_images=num_images,
+        batch_key=batch_key_for(
+            backend=hosted or "local",
+            model_ref=model_ref,
+            base_id=base.pk if base else None,
+            version_id=version.pk if version else None,
+            params=values,
+        ),
+        priority=priority,
+        max_attempts=settings.EASEL_JOB_MAX_ATTEMPTS,
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.EASEL_PENDING_RESEND_SECONDS),
+        idempotency_key=idempotency_key,
+    )
+    job.full_clean(exclude=["params", "template", "category", "base_model", "model_version"])
+    job.save(force_insert=True)
+    quotas.quota_reserve(
+        org=org,
+        team=actor.team,
+        images=num_images,
+        gpu_seconds=estimate_gpu_seconds(params=values, num_images=num_images),
+        reference=job.quota_reference,
+    )
+    audit_event_record(
+        org=org,
+        actor=actor,
+        verb="generation.submitted",
+        obj=job,
+        after={
+            "priority": priority,
+            "num_images": num_images,
+            "model": job.model or None,
+            "category": category.slug if category else None,
+            "model_version": version.pk if version else None,
+            "template_version": template_version,
+        },
+    )
+    from .tasks import enqueue_generation
+
+    enqueue_generation(job=job)
+    return job
+
+
+@transaction.atomic
+def generation_job_cancel(*, actor: Principal, job: GenerationJob) -> GenerationJob:
+    """Cancel a job: a pending one at once (quota released); a running one between steps.
+
+    Canceling a canceled job changes nothing; a succeeded or failed one is a 409.
+    """
+    require(actor, Action.GENERATE)
+    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
+    if job.status == JobStatus.CANCELED:
+        return job
+    if job.status in FINISHED_STATUSES:
+        raise JobNotCancelable(f"This job already {job.status}; there is nothing to cancel.")
+    before = {"status": job.status}
+    job.cancel_requested = True
+    if job.status == JobStatus.PENDING:
+        job.status = JobStatus.CANCELED
+        job.finished_at = timezone.now()
+        job.lease_expires_at = None
+    job.save(update_fields=["cancel_requested", "status", "finished_at", "lease_expires_at"])
+    audit_event_record(
+        org=actor.org,
+        actor=actor,
+        verb="generation.cancel_requested",
+        obj=job,
+        before=before,
+        after={"status": job.status},
+    )
+    if job.status == JobStatus.CANCELED:
+        job_quota_release(job=job)
+        job_finished_emit(job=job)
+    return job
+
+
+# --- finishing (called by the worker inside its transaction) ---------------------------------
+
+
+def job_quota_settle(*, job: GenerationJob) -> None:
+    quotas.quota_settle(
+        reference=job.quota_reference, images=job.images.count(), gpu_seconds=job.gpu_seconds
+    )
+
+
+def job_quota_release(*, job: GenerationJob) -> None:
+    quotas.quota_release(reference=job.quota_reference)
+
+
+def job_event_payload(job: GenerationJob) -> dict[str, Any]:
+    """What a webhook says about a finished job (ids and facts, no short-lived URLs)."""
+    return {
+        "id": str(job.id),
+        "status": job.status,
+        "priority": job.priority,
+        "num_images": job.num_images,
+        "attempts": job.attempts,
+        "gpu_seconds": round(job.gpu_seconds, 3),
+        "error": {"code": job.error_code, "message": job.error_message}
+        if job.status == JobStatus.FAILED
+        else None,
+        "images": [
+            {
+                "id": str(image.id),
+                "index": image.index,
+                "seed": image.seed,
+                "sha256": image.sha256,
+                "width": image.width,
+                "height": image.height,
+            }
+            for image in job.images.order_by("index")
+        ]
+        if job.status == JobStatus.SUCCEEDED
+        else [],
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+def job_finished_emit(*, job: GenerationJob) -> None:
+    """Emit ``job.succeeded`` / ``job.failed`` / ``job.canceled`` (delivered after commit)."""
+    from tenants.webhooks import webhook_event_emit
+
+    webhook_event_emit(
+        org=job.organization,
+        team=job.team,
+        event=f"job.{job.status}",
+        payload=job_event_payload(job),
+    )
+
+
+# --- the reaper ------------------------------------------------------------------------------
+
+
+def generation_jobs_reap(*, now: Any = None) -> dict[str, int]:
+    """Re-enqueue jobs whose lease ran out; fail running ones that are out of attempts.
+
+    A ``running`` job past its lease lost its worker (crash, OOM kill, lost node): it goes back to
+    ``pending`` and is enqueued again, or fails once ``max_attempts`` claims have been used. A
+    ``pending`` job past its lease lost its message (broker flushed or restarted): it is enqueued
+    again. Each row changes by a conditional update, so two reapers never double-handle one.
+    """
+    from .tasks import enqueue_generation
+
+    now = now or timezone.now()
+    counts = {"requeued": 0, "resent": 0, "failed": 0}
+    resend = timedelta(seconds=settings.EASEL_PENDING_RESEND_SECONDS)
+    stuck = GenerationJob.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+    for job in stuck.select_related("organization", "team")[:500]:
+        with transaction.atomic():
+            claimed = GenerationJob.objects.filter(
+                id=job.id, status=JobStatus.RUNNING, attempts=job.attempts, lease_expires_at__lt=now
+            )
+            if job.attempts >= job.max_attempts or job.cancel_requested:
+                status = JobStatus.CANCELED if job.cancel_requested else JobStatus.FAILED
+                message = (
+                    ""
+                    if job.cancel_requested
+                    else f"The worker running this job stopped responding {job.attempts} time(s) "
+                    "(its lease expired each time), so it was given up. Submit it again; if it "
+                    "keeps happening, ask for fewer images or a smaller size, or report job "
+                    f"{job.id} to your administrator."
+                )
+                if claimed.update(
+                    status=status,
+                    finished_at=now,
+                    lease_expires_at=None,
+                    error_code="" if job.cancel_requested else "worker_lost",
+                    error_message=message,
+                ):
+                    job.refresh_from_db()
+                    job_quota_release(job=job)
+                    job_finished_emit(job=job)
+                    counts["failed"] += 1
+            elif claimed.update(
+                status=JobStatus.PENDING,
+                lease_expires_at=now + resend,
+                error_code="worker_lost",
+                error_message=f"Attempt {job.attempts}: the worker stopped responding; retrying.",
+            ):
+                enqueue_generation(job=job)
+                counts["requeued"] += 1
+    lost = GenerationJob.objects.filter(status=JobStatus.PENDING, lease_expires_at__lt=now)
+    for job in lost[:500]:
+        with transaction.atomic():
+            if GenerationJob.objects.filter(
+                id=job.id, status=JobStatus.PENDING, lease_expires_at__lt=now
+            ).update(lease_expires_at=now + resend):
+                enqueue_generation(job=job)
+                counts["resent"] += 1
+    if any(counts.values()):
+        logger.info("generation reaper: %s", counts)
+    return counts

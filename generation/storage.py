@@ -1,0 +1,131 @@
+"""Where generated images live: deterministic keys, PNG text metadata, thumbnails, download URLs.
+
+Keys are ``orgs/<org_id>/generations/<job_id>/<index>-<attempt>.png`` (thumbnail:
+``…-thumb.webp``): a task delivered twice writes the same keys again, so it overwrites instead of
+adding a copy. Download URLs are short-lived (``EASEL_DOWNLOAD_URL_TTL`` seconds): presigned GETs
+on S3, and on the local filesystem a signed link to ``/api/v1/images/file/<token>``, whose token
+names one key and expires like a presigned URL. Both are handed out only through the
+organization-scoped image endpoints, so a link never reaches another organization.
+
+No torch here; Pillow only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image, PngImagePlugin
+
+THUMBNAIL_MAX_SIDE = 256
+_SIGNING_SALT = "easel.generation.image-download"
+
+
+def image_key(*, org_id: int, job_id: object, index: int, attempt: int) -> str:
+    return f"orgs/{org_id}/generations/{job_id}/{index}-{attempt}.png"
+
+
+def thumbnail_key(*, org_id: int, job_id: object, index: int, attempt: int) -> str:
+    return f"orgs/{org_id}/generations/{job_id}/{index}-{attempt}-thumb.webp"
+
+
+def job_prefix(*, org_id: int, job_id: object) -> str:
+    return f"orgs/{org_id}/generations/{job_id}/"
+
+
+def encode_png(image: Image.Image, metadata: dict[str, Any]) -> bytes:
+    """PNG bytes with one ``tEXt``/``iTXt`` chunk per metadata item (non-strings as JSON)."""
+    info = PngImagePlugin.PngInfo()
+    for name, value in metadata.items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        info.add_itxt(name, text)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def read_png_metadata(data: bytes) -> dict[str, str]:
+    """The text chunks of a PNG (what ``encode_png`` wrote)."""
+    with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+        image.load()
+        return dict(image.text)
+
+
+def encode_thumbnail(image: Image.Image, *, max_side: int = THUMBNAIL_MAX_SIDE) -> bytes:
+    thumb = image.convert("RGB")
+    thumb.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="WEBP", quality=80)
+    return buffer.getvalue()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_object(key: str, data: bytes) -> None:
+    """Write ``data`` under exactly ``key``, replacing what is there (never a renamed copy)."""
+    if default_storage.exists(key):
+        # FileSystemStorage would save under a new name; S3 overwrites anyway (one extra HEAD).
+        default_storage.delete(key)
+    saved = default_storage.save(key, ContentFile(data))
+    if saved != key:
+        raise RuntimeError(
+            f"Storage wrote {saved!r} instead of {key!r}; check AWS_S3_FILE_OVERWRITE."
+        )
+
+
+def delete_object(key: str) -> None:
+    if key and default_storage.exists(key):
+        default_storage.delete(key)
+
+
+def read_object(key: str) -> bytes:
+    with default_storage.open(key, "rb") as fh:
+        return fh.read()
+
+
+@dataclass(frozen=True)
+class DownloadUrl:
+    url: str
+    expires_at: datetime
+
+
+def _is_s3() -> bool:
+    return settings.EASEL_STORAGE == "s3"
+
+
+def download_url(key: str) -> DownloadUrl:
+    """A URL that fetches ``key`` for the next ``EASEL_DOWNLOAD_URL_TTL`` seconds."""
+    ttl = int(settings.AWS_QUERYSTRING_EXPIRE)
+    expires_at = timezone.now() + timedelta(seconds=ttl)
+    if _is_s3():
+        return DownloadUrl(url=default_storage.url(key, expire=ttl), expires_at=expires_at)
+    token = signing.TimestampSigner(salt=_SIGNING_SALT).sign_object({"k": key})
+    return DownloadUrl(url=reverse("v1:image-file", args=[token]), expires_at=expires_at)
+
+
+class DownloadTokenInvalid(Exception):
+    """The local download link is forged or expired."""
+
+
+def key_for_download_token(token: str) -> str:
+    """The storage key a local download token names; ``DownloadTokenInvalid`` when bad/expired."""
+    ttl = int(settings.AWS_QUERYSTRING_EXPIRE)
+    try:
+        payload = signing.TimestampSigner(salt=_SIGNING_SALT).unsign_object(token, max_age=ttl)
+    except signing.SignatureExpired:
+        raise DownloadTokenInvalid("This download link has expired; ask for a new one.") from None
+    except signing.BadSignature:
+        raise DownloadTokenInvalid("This download link is not valid.") from None
+    return str(payload["k"])

@@ -1,0 +1,47 @@
+"""Celery tasks for generation. Thin: they take ids and call the worker or a service.
+
+``run_generation_interactive`` and ``run_generation_bulk`` are routed to the ``interactive`` and
+``bulk`` queues (config/celery_app.py); ``reap_generation_jobs`` runs on ``default`` from beat.
+No torch at import time: the worker module imports the engine inside its functions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from celery import shared_task
+from django.db import transaction
+
+if TYPE_CHECKING:
+    from .models import GenerationJob
+
+
+@shared_task(name="generation.tasks.run_generation_interactive", acks_late=True)
+def run_generation_interactive(job_id: str) -> int:
+    from .worker import generation_run
+
+    return len(generation_run(job_id=job_id))
+
+
+@shared_task(name="generation.tasks.run_generation_bulk", acks_late=True)
+def run_generation_bulk(job_id: str) -> int:
+    from .worker import generation_run
+
+    return len(generation_run(job_id=job_id))
+
+
+@shared_task(name="generation.tasks.reap_generation_jobs")
+def reap_generation_jobs() -> dict[str, int]:
+    from .services import generation_jobs_reap
+
+    return generation_jobs_reap()
+
+
+def enqueue_generation(*, job: GenerationJob, countdown: float | None = None) -> None:
+    """Send the job's task to its priority's queue once the current transaction commits."""
+    from .models import JobPriority
+
+    task = run_generation_bulk if job.priority == JobPriority.BULK else run_generation_interactive
+    job_id = str(job.id)
+    options = {"countdown": countdown} if countdown else {}
+    transaction.on_commit(lambda: task.apply_async(args=[job_id], **options))

@@ -1,0 +1,1 @@
+"""Tests of the generation app: protocol, templates, providers, jobs."""
