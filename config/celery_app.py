@@ -29,6 +29,21 @@ app.conf.task_routes = {
 }
 app.autodiscover_tasks()
 
+# Periodic platform tasks (django-celery-beat copies these into its database schedule).
+app.conf.beat_schedule = {
+    **(app.conf.beat_schedule or {}),
+    "webhook-deliveries-sweep": {
+        "task": "tenants.tasks.webhook_deliveries_sweep_task",
+        "schedule": 30.0,
+        "options": {"queue": "default", "expires": 25},
+    },
+    "idempotency-records-purge": {
+        "task": "tenants.tasks.idempotency_records_purge_task",
+        "schedule": 3600.0,
+        "options": {"queue": "default"},
+    },
+}
+
 # Generation reaper: re-enqueue jobs whose lease ran out, fail those out of attempts.
 app.conf.beat_schedule = {
     **(app.conf.beat_schedule or {}),

@@ -1,10 +1,23 @@
-"""Django admin for platform staff. API keys and the audit log are read-only: creating or
-changing them must go through services, which hash secrets and write audit events."""
+"""Django admin for platform staff. API keys, the audit log, quotas, the usage ledger,
+idempotency keys and webhooks are read-only here: creating or changing them must go through
+services (and the API), which validate, hash or sign, and write audit events."""
 
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import ApiKey, AuditEvent, Membership, Organization, Team
+from .models import (
+    ApiKey,
+    AuditEvent,
+    IdempotencyRecord,
+    Membership,
+    Organization,
+    Quota,
+    Team,
+    UsageRecord,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEndpoint,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -65,3 +78,74 @@ class AuditEventAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["verb", "organization"]
     date_hierarchy = "at"
+
+
+@admin.register(Quota)
+class QuotaAdmin(ReadOnlyAdmin):
+    """Set quotas with ``PUT /api/v1/quotas`` (manage_org): it validates and audits."""
+
+    list_display = ["organization", "team", "images_per_day", "gpu_seconds_per_month", "updated_at"]
+    list_filter = ["organization"]
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "organization",
+        "team",
+        "kind",
+        "amount",
+        "state",
+        "reference",
+        "period_start",
+        "settled_at",
+    ]
+    list_filter = ["kind", "state", "organization"]
+    search_fields = ["reference"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "organization", "key", "method", "path", "state", "status_code"]
+    list_filter = ["state", "organization"]
+    search_fields = ["key", "path"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ReadOnlyAdmin):
+    list_display = ["url", "organization", "team", "active", "created_at", "deactivated_at"]
+    list_filter = ["active", "organization"]
+    exclude = ["secret"]
+
+
+class WebhookDeliveryAttemptInline(admin.TabularInline):
+    model = WebhookDeliveryAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ["number", "at", "status_code", "error", "duration_ms"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "organization",
+        "endpoint",
+        "event",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    list_filter = ["status", "event", "organization"]
+    search_fields = ["delivery_id"]
+    inlines = [WebhookDeliveryAttemptInline]
