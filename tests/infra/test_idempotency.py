@@ -108,9 +108,7 @@ class TestReplayAndConflicts:
         assert "different request body" in error["message"]
         assert not Team.objects.filter(slug="summer").exists()
 
-    def test_same_key_on_another_path_is_a_conflict_naming_the_first_path(
-        self, owner, client_for
-    ):
+    def test_same_key_on_another_path_is_a_conflict_naming_the_first_path(self, owner, client_for):
         client = client_for(owner)
         assert _post(client, {"slug": "spring"}).status_code == 201
         response = _post(client, {"slug": "spring"}, url="/api/v1/other-things")
@@ -183,9 +181,7 @@ class TestReplayAndConflicts:
 
 @pytest.mark.django_db(transaction=True)
 class TestConcurrency:
-    def test_a_request_while_the_first_is_in_progress_gets_409_in_progress(
-        self, owner, client_for
-    ):
+    def test_a_request_while_the_first_is_in_progress_gets_409_in_progress(self, owner, client_for):
         require_postgres()
         TeamCreateView.entered, TeamCreateView.release = threading.Event(), threading.Event()
         first: dict = {}
@@ -212,9 +208,7 @@ class TestConcurrency:
         assert after.json() == first["response"].json()
         assert Team.objects.filter(slug="slow").count() == 1
 
-    def test_truly_concurrent_requests_with_one_key_create_one_resource(
-        self, owner, client_for
-    ):
+    def test_truly_concurrent_requests_with_one_key_create_one_resource(self, owner, client_for):
         require_postgres()
         clients = [client_for(owner) for _ in range(8)]
         responses = run_concurrently(
