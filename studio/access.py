@@ -35,7 +35,13 @@ class NavItem:
 
 
 # Training and catalog runs get their slots here once those features exist.
-NAV: tuple[NavItem, ...] = (NavItem("Home", "studio:home", Action.VIEW, "home"),)
+NAV: tuple[NavItem, ...] = (
+    NavItem("Generate", "studio:generate", Action.GENERATE, "generate"),
+    NavItem("Jobs", "studio:job_list", Action.VIEW, "jobs"),
+    NavItem("Review", "studio:review_queue", Action.REVIEW, "review"),
+    NavItem("Gallery", "studio:gallery", Action.VIEW, "gallery"),
+    NavItem("Models", "studio:category_list", Action.VIEW, "models"),
+)
 
 
 def nav_for(principal: Principal) -> list[dict[str, str]]:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import account
+from .views import account, generate, images, jobs, models, review
 
 app_name = "studio"
 
@@ -11,4 +11,21 @@ urlpatterns = [
     path("login/", account.login_view, name="login"),
     path("logout/", account.logout_view, name="logout"),
     path("organization/", account.switch_org, name="switch_org"),
+    path("generate/", generate.generate, name="generate"),
+    path("generate/variables/", generate.template_variables_partial, name="generate_variables"),
+    path("jobs/", jobs.job_list, name="job_list"),
+    path("jobs/<uuid:job_id>/", jobs.job_detail, name="job_detail"),
+    path("jobs/<uuid:job_id>/status/", jobs.job_status, name="job_status"),
+    path("jobs/<uuid:job_id>/cancel/", jobs.job_cancel, name="job_cancel"),
+    path("review/", review.review_queue, name="review_queue"),
+    path("review/bulk/", review.review_bulk, name="review_bulk"),
+    path("review/report/", review.review_report, name="review_report"),
+    path("review/<uuid:image_id>/", review.review_decide, name="review_decide"),
+    path("gallery/", images.gallery, name="gallery"),
+    path("images/<uuid:image_id>/", images.image_detail, name="image_detail"),
+    path("images/<uuid:image_id>/file/", images.image_file, name="image_file"),
+    path("models/", models.category_list, name="category_list"),
+    path("models/<slug:slug>/", models.category_detail, name="category_detail"),
+    path("models/<slug:slug>/promote/", models.promote, name="promote"),
+    path("models/<slug:slug>/rollback/", models.rollback, name="rollback"),
 ]

@@ -1,4 +1,5 @@
-"""Generation models, one module per concern: prompt templates, jobs and images."""
+"""Generation models, one module per concern: prompt templates, jobs and images, review."""
 
 from .jobs import *  # noqa: F403
+from .review import *  # noqa: F403
 from .templates import *  # noqa: F403

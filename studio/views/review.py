@@ -1,0 +1,139 @@
+"""Review: the queue of images awaiting a decision (filters, keyboard shortcuts, bulk), one
+decision at a time over htmx, and the reviewer-vs-gate agreement report."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from generation.review_selectors import (
+    image_ids_for_org,
+    published_image_list_for_org,
+    review_agreement_for_org,
+    review_queue_for_org,
+)
+from generation.review_services import (
+    REJECT_REASONS,
+    image_review_decide,
+    image_reviews_decide_bulk,
+)
+from generation.selectors import get_generated_image_for_org
+from generation.template_selectors import prompt_template_latest_list
+from models_registry.selectors import category_list_for_org
+from tenants.roles import Action
+
+from ..access import render_page, studio_view
+from ..errors import first_message
+from ..presenters import image_view
+
+QUEUE_SIZE = 60
+
+
+def _score(raw: str | None) -> float | None:
+    try:
+        return float(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _reason(request: HttpRequest) -> str:
+    other = request.POST.get("reason_other", "").strip()
+    return other or request.POST.get("reason", "").strip()
+
+
+@studio_view(Action.REVIEW)
+def review_queue(request: HttpRequest) -> HttpResponse:
+    org = request.principal.org
+    filters = {
+        "category": request.GET.get("category", ""),
+        "template": request.GET.get("template", ""),
+        "min_score": request.GET.get("min_score", ""),
+        "max_score": request.GET.get("max_score", ""),
+    }
+    queue = review_queue_for_org(
+        org=org,
+        category=filters["category"],
+        template=filters["template"],
+        min_score=_score(filters["min_score"]),
+        max_score=_score(filters["max_score"]),
+    )
+    total = queue.count()
+    return render_page(
+        request,
+        "studio/review/queue.html",
+        {
+            "tiles": [image_view(image) for image in queue[:QUEUE_SIZE]],
+            "total": total,
+            "filters": filters,
+            "categories": category_list_for_org(org=org),
+            "templates": prompt_template_latest_list(org=org),
+            "reasons": REJECT_REASONS,
+            "can_generate": request.principal.can(Action.GENERATE),
+        },
+        section="review",
+    )
+
+
+@require_POST
+@studio_view(Action.REVIEW)
+def review_decide(request: HttpRequest, image_id: str) -> HttpResponse:
+    """One decision. htmx gets the decided tile back; a plain form post goes back to the queue."""
+    image = get_generated_image_for_org(org=request.principal.org, image_id=image_id)
+    error = ""
+    try:
+        image_review_decide(
+            actor=request.principal,
+            image=image,
+            status=request.POST.get("decision", ""),
+            reason=_reason(request),
+        )
+    except ValidationError as exc:
+        error = first_message(exc)
+    image.refresh_from_db()
+    if request.headers.get("HX-Request"):
+        return render_page(
+            request,
+            "studio/review/tile.html",
+            {"tile": image_view(image), "error": error, "reasons": REJECT_REASONS},
+            status=200,
+        )
+    if error:
+        messages.error(request, error)
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = ""
+    return redirect(back or "studio:review_queue")
+
+
+@require_POST
+@studio_view(Action.REVIEW)
+def review_bulk(request: HttpRequest) -> HttpResponse:
+    images = image_ids_for_org(org=request.principal.org, ids=request.POST.getlist("images"))
+    decision = request.POST.get("decision", "")
+    try:
+        decided = image_reviews_decide_bulk(
+            actor=request.principal, images=images, status=decision, reason=_reason(request)
+        )
+    except ValidationError as exc:
+        messages.error(request, f"Nothing was changed: {first_message(exc)}")
+    else:
+        messages.success(request, f"{len(decided)} image(s) {decision}.")
+    return redirect("studio:review_queue")
+
+
+@studio_view(Action.VIEW)
+def review_report(request: HttpRequest) -> HttpResponse:
+    org = request.principal.org
+    return render_page(
+        request,
+        "studio/review/report.html",
+        {
+            "agreement": review_agreement_for_org(org=org),
+            "published": published_image_list_for_org(org=org)[:24],
+        },
+        section="review",
+    )
