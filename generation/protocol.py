@@ -227,8 +227,9 @@ class ProtocolParamsSerializer(StrictSerializer):
         choices=ASPECT_RATIOS,
         required=False,
         help_text=(
-            "Instead of width/height: the shape, mapped to the model family's native pixel area "
-            "(tiny 64², sd15 512², sdxl 1024², provider 1024²) and rounded to multiples of 8."
+            "Instead of width/height: the shape, at about the model's native pixel area (by "
+            "family, unless the model says otherwise: tiny 64², sd15 512², sdxl 1024², provider "
+            "1024²), sides rounded to multiples of 8 and kept within the family's bounds."
         ),
     )
     cfg_scale = StrictFloatField(
