@@ -82,6 +82,8 @@ def validate_public_url(url: str, *, allow_private: bool | None = None) -> Targe
     """Check ``url`` and resolve its host; raise ``UnsafeUrlError`` if it may not be called."""
     if allow_private is None:
         allow_private = settings.EASEL_WEBHOOK_ALLOW_PRIVATE
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise UnsafeUrlError("The URL contains spaces or control characters; percent-encode them.")
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -377,7 +377,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
             )
         except UnsafeUrlError as exc:
             error = f"Refused: {exc}"
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         else:
             status_code = result.status_code

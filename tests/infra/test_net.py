@@ -38,6 +38,8 @@ def _private_off(settings):  # type: ignore[no-untyped-def]
         ("//example.com/x", "scheme '(none)'"),
         ("http://user:pw@example.com/x", "Credentials"),
         ("http:///nohost", "no host"),
+        ("http://example.com/a b", "spaces or control characters"),
+        ("http://example.com/\r\nX-Injected: 1", "spaces or control characters"),
     ],
 )
 def test_unsafe_urls_are_refused_with_the_reason(url, reason):

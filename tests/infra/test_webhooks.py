@@ -356,3 +356,32 @@ class TestApi:
         )
         webhook_delivery_attempt(delivery_id=delivery.pk)
         assert json.loads(receiver.requests[0].body)["data"]["job"] == str(job_id)
+
+
+class TestTasks:
+    def test_a_failed_attempt_schedules_its_retry_and_the_sweeper_enqueues_due_ones(
+        self, owner, receiver, monkeypatch
+    ):
+        from tenants import tasks
+
+        receiver.statuses = [500]
+        _endpoint(owner, receiver.url)
+        [delivery] = webhook_event_emit(
+            org=owner.org, team=owner.team, event="job.succeeded", payload={}
+        )
+        scheduled: list[dict] = []
+        monkeypatch.setattr(
+            tasks.webhook_delivery_attempt_task,
+            "apply_async",
+            lambda args, countdown: scheduled.append({"args": args, "countdown": countdown}),
+        )
+        tasks.webhook_delivery_attempt_task.run(delivery.pk)
+        assert scheduled[0]["args"] == [delivery.pk]
+        assert 20 <= scheduled[0]["countdown"] <= 37
+
+        enqueued: list[int] = []
+        monkeypatch.setattr(tasks.webhook_delivery_attempt_task, "delay", enqueued.append)
+        assert tasks.webhook_deliveries_sweep_task.run() == 0  # retry not due yet
+        _make_due(delivery)
+        assert tasks.webhook_deliveries_sweep_task.run() == 1
+        assert enqueued == [delivery.pk]
