@@ -235,29 +235,31 @@ def _scheduler_class(name: str | None) -> str | None:
 
 @contextlib.contextmanager
 def _pipeline_for(job: GenerationJob) -> Iterator[Any]:
-    """The warm base pipeline from the per-process cache, with the job's LoRA swapped in."""
+    """The warm pipeline from the per-process cache, with the job's LoRA (or none) active.
+
+    A full version is its own pipeline; a LoRA version is swapped in on the warm base; a base
+    model turns off whatever adapter the previous batch left active.
+    """
     from models_registry.artifacts import materialize_base, materialize_version
     from models_registry.models import VersionKind
 
+    from .engine.adapters import use_adapter
     from .engine.cache import default_cache
     from .engine.device import select_device, select_dtype
 
     device = select_device(settings.EASEL_DEVICE)
     dtype = select_dtype(device)
+    cache = default_cache(settings.EASEL_PIPELINE_CACHE_SIZE)
     version = job.model_version
     if version is not None and version.kind == VersionKind.FULL:
-        yield default_cache().get(materialize_version(version), device=device, dtype=dtype)
+        yield cache.get(materialize_version(version), device=device, dtype=dtype)
         return
-    pipe = default_cache().get(materialize_base(job.base_model), device=device, dtype=dtype)
+    pipe = cache.get(materialize_base(job.base_model), device=device, dtype=dtype)
     if version is None:
-        yield pipe
-        return
-    from .engine.adapters import use_adapter
-
-    with use_adapter(
-        pipe, lora_path=materialize_version(version), adapter_name=f"v{version.pk}"
-    ) as adapted:
-        yield adapted if adapted is not None else pipe
+        use_adapter(pipe, lora_path=None, adapter_name=None)
+    else:
+        use_adapter(pipe, lora_path=materialize_version(version), adapter_name=f"v{version.pk}")
+    yield pipe
 
 
 def _run_hosted(job: GenerationJob) -> dict[Any, list[_Output]]:
