@@ -189,6 +189,7 @@ def base_model_register(
 
 def base_model_mark_building(*, name: str, family: str, description: str = "") -> BaseModel:
     """Create the row of a built-in model that is being built, so people can follow it."""
+    queued = {"stage": "queued", "step": 0, "total": 0, "updated_at": timezone.now().isoformat()}
     with transaction.atomic():
         base, created = BaseModel.objects.select_for_update().get_or_create(
             name=name,
@@ -196,12 +197,12 @@ def base_model_mark_building(*, name: str, family: str, description: str = "") -
                 "family": family,
                 "description": description,
                 "status": BuildStatus.BUILDING,
-                "build_progress": {"stage": "queued", "step": 0, "total": 0},
+                "build_progress": queued,
             },
         )
         if not created and base.status != BuildStatus.READY:
             base.status = BuildStatus.BUILDING
-            base.build_progress = {"stage": "queued", "step": 0, "total": 0}
+            base.build_progress = queued
             base.save(update_fields=["status", "build_progress"])
     return base
 
@@ -225,7 +226,11 @@ def base_model_report_progress(
 def base_model_mark_failed(*, name: str, error: str) -> None:
     BaseModel.objects.filter(name=name).exclude(status=BuildStatus.READY).update(
         status=BuildStatus.FAILED,
-        build_progress={"stage": "failed", "error": error[:2000]},
+        build_progress={
+            "stage": "failed",
+            "error": error[:2000],
+            "updated_at": timezone.now().isoformat(),
+        },
     )
 
 

@@ -12,59 +12,26 @@ torch/diffusers are imported inside the fixtures, so collecting tests never load
 
 from __future__ import annotations
 
-import fcntl
-import importlib.metadata
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-
-TINY_SEED = 0
-
-
-def _tiny_build_dir() -> Path:
-    version = importlib.metadata.version("diffusers")
-    return Path(settings.EASEL_BUILD_CACHE_DIR) / f"tiny-seed{TINY_SEED}-diffusers{version}"
-
-
-def ensure_tiny_pipeline() -> Path:
-    """Build the tiny pipeline unless a complete build is cached (safe across processes)."""
-    out = _tiny_build_dir()
-    if (out / "model_index.json").is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with (out.parent / f".{out.name}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (out / "model_index.json").is_file():
-            from models_registry.engine.tiny import build_tiny_pipeline
-
-            build_tiny_pipeline(out, seed=TINY_SEED)
-    return out
 
 
 @pytest.fixture(scope="session")
 def tiny_pipeline_dir() -> Path:
+    from models_registry.builtin import ensure_tiny_pipeline
+
     return ensure_tiny_pipeline()
 
 
 @pytest.fixture
 def tiny_base_model(db, tiny_pipeline_dir):  # type: ignore[no-untyped-def]
+    from models_registry.builtin import build_tiny_model
     from models_registry.models import BaseModel, BuildStatus
-    from models_registry.services import base_model_register
 
     existing = BaseModel.objects.filter(name="tiny", status=BuildStatus.READY).first()
-    if existing is not None and existing.sha256:
-        return existing
-    params = json.loads((tiny_pipeline_dir / "easel.json").read_text())
-    return base_model_register(
-        name="tiny",
-        family="tiny",
-        source_path=tiny_pipeline_dir,
-        default_params=params,
-        description="Random-weight tiny pipeline for tests.",
-    )
+    return existing or build_tiny_model()
 
 
 def make_tiny_lora(base_dir: Path, out_dir: Path, *, seed: int = 1, rank: int = 4) -> Path:
