@@ -24,14 +24,18 @@ def atomic_directory(final_dir: Path, *, replace: bool = False) -> Iterator[Path
     """
     final_dir = Path(final_dir)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".partial", dir=final_dir.parent))
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".partial", dir=final_dir.parent)
+    )
     try:
         yield staging
         if final_dir.exists():
             if not replace:
                 shutil.rmtree(staging)
                 return
-            retired = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".old", dir=final_dir.parent))
+            retired = Path(
+                tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".old", dir=final_dir.parent)
+            )
             os.replace(final_dir, retired / "previous")
             os.replace(staging, final_dir)
             shutil.rmtree(retired, ignore_errors=True)

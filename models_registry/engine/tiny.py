@@ -16,7 +16,12 @@ from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNe
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from models_registry.engine.atomic_dir import atomic_directory
-from models_registry.engine.tokenizer import END_TOKEN, START_TOKEN, VOCAB_SIZE, write_clip_tokenizer
+from models_registry.engine.tokenizer import (
+    END_TOKEN,
+    START_TOKEN,
+    VOCAB_SIZE,
+    write_clip_tokenizer,
+)
 
 TINY_NATIVE_SIZE = 64
 TINY_MAX_PROMPT_TOKENS = 77

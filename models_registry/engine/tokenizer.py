@@ -21,8 +21,8 @@ BPE_PATH = Path(__file__).resolve().parent / "data" / "bpe_simple_vocab_16e6.txt
 
 # CLIP keeps the first 49152 - 256 - 2 merges of the file (the vocabulary is 49,408 tokens).
 NUM_MERGES = 49152 - 256 - 2
-START_TOKEN = "<|startoftext|>"
-END_TOKEN = "<|endoftext|>"
+START_TOKEN = "<|startoftext|>"  # noqa: S105 (a token, not a password)
+END_TOKEN = "<|endoftext|>"  # noqa: S105
 VOCAB_SIZE = 2 * 256 + NUM_MERGES + 2
 
 

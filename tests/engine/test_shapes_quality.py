@@ -1,0 +1,48 @@
+"""The full `shapes` model follows prompts: colour, background, and a build inside 10 minutes.
+
+The default config is built once per machine (cached under ~/.cache/easel/models, keyed by
+config + engine source), so only the first run of the suite pays the ~8-minute build.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from models_registry.engine.build_cache import cached_build, default_cache_root
+from models_registry.engine.shapes_data import BACKGROUND_NAMES, COLOUR_NAMES
+from models_registry.engine.shapes_report import (
+    REPORT_SEEDS,
+    ShapesReport,
+    evaluate_shapes_pipeline,
+)
+from models_registry.engine.shapes_train import ShapesConfig, read_build_info
+
+MAX_BUILD_SECONDS = 600
+
+
+@pytest.fixture(scope="module")
+def shapes_model_dir() -> Path:
+    return cached_build(ShapesConfig(), default_cache_root())
+
+
+@pytest.fixture(scope="module")
+def report(shapes_model_dir: Path) -> ShapesReport:
+    return evaluate_shapes_pipeline(shapes_model_dir, seeds=REPORT_SEEDS)
+
+
+def test_build_finished_within_ten_minutes(shapes_model_dir: Path) -> None:
+    assert read_build_info(shapes_model_dir)["build_seconds"] <= MAX_BUILD_SECONDS
+
+
+def test_report_covers_six_colours_two_backgrounds_four_seeds(report: ShapesReport) -> None:
+    assert len(COLOUR_NAMES) >= 6 and len(BACKGROUND_NAMES) == 2 and len(REPORT_SEEDS) >= 4
+    asked = {(v.colour, v.background, v.seed) for v in report.verdicts}
+    assert len(asked) >= 6 * 2 * 4
+
+
+def test_generated_products_have_the_colour_asked(report: ShapesReport) -> None:
+    assert report.colour_accuracy >= 0.85, report.summary()
+
+
+def test_generated_shots_have_the_background_asked(report: ShapesReport) -> None:
+    assert report.background_accuracy >= 0.95, report.summary()
