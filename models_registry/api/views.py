@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -47,6 +47,9 @@ class AliasHistoryPagination(CreatedCursorPagination):
 
 
 class CategoryViewSet(OrgScopedMixin, viewsets.ModelViewSet):
+    """Product categories of your organization, each with a `production` and a `staging` alias
+    pointing at a model version. Changing them needs `manage_models`."""
+
     queryset = Category.objects.none()
     serializer_class = CategorySerializer
     lookup_field = "slug"
@@ -88,6 +91,8 @@ class CategoryViewSet(OrgScopedMixin, viewsets.ModelViewSet):
     @extend_schema(request=PromoteSerializer, responses=CategorySerializer)
     @action(detail=True, methods=["post"])
     def promote(self, request: Request, slug: str) -> Response:
+        """Point the category's alias (default `production`) at a version of this category.
+        Refused for a version of another base family; audited and kept in the alias history."""
         category = self.get_object()
         s = PromoteSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -105,6 +110,7 @@ class CategoryViewSet(OrgScopedMixin, viewsets.ModelViewSet):
     @extend_schema(request=RollbackSerializer, responses=CategorySerializer)
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, slug: str) -> Response:
+        """Move the alias back to the version it served before the current one was promoted."""
         category = self.get_object()
         s = RollbackSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -113,9 +119,20 @@ class CategoryViewSet(OrgScopedMixin, viewsets.ModelViewSet):
         )
         return Response(CategorySerializer(self.get_object()).data)
 
-    @extend_schema(responses=AliasHistorySerializer(many=True))
+    @extend_schema(
+        responses=inline_serializer(
+            "PaginatedAliasHistoryList",
+            fields={
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": AliasHistorySerializer(many=True),
+            },
+        ),
+        parameters=[OpenApiParameter("alias", str, enum=["production", "staging"])],
+    )
     @action(detail=True, methods=["get"], url_path="alias-history")
     def alias_history(self, request: Request, slug: str) -> Response:
+        """Every move of the category's aliases, newest first, with who made it and when."""
         category = self.get_object()
         rows: QuerySet[AliasHistory] = selectors.alias_history_for_category(category=category)
         alias = request.query_params.get("alias")
@@ -138,6 +155,9 @@ class ModelVersionFilter(django_filters.FilterSet):
 
 
 class ModelVersionViewSet(OrgScopedMixin, viewsets.ReadOnlyModelViewSet):
+    """Model versions (full checkpoints or LoRA adapters) of your organization's categories;
+    filter by `category`, `status`, `kind`, `base`. The detail adds lineage and the artifact."""
+
     queryset = ModelVersion.objects.none()
     serializer_class = ModelVersionSerializer
     filterset_class = ModelVersionFilter
