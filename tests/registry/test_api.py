@@ -222,3 +222,17 @@ def test_category_with_versions_cannot_be_deleted(owner, client_for, produce, tw
     response = client_for(owner).delete("/api/v1/categories/produce")
     assert response.status_code == 400
     assert "has model versions" in response.json()["error"]["message"]
+
+
+def test_services_refuse_another_orgs_version_even_when_called_directly(
+    owner, outsider, produce, category_factory, version_factory
+):
+    from django.core.exceptions import ValidationError
+
+    from models_registry import services
+
+    theirs = version_factory(outsider.principal, category_factory(outsider.principal))
+    with pytest.raises(ValidationError, match="No such model version in this organization"):
+        services.alias_promote(actor=owner.principal, category=produce, version=theirs)
+    with pytest.raises(ValidationError, match="No such category"):
+        services.alias_rollback(actor=outsider.principal, category=produce)

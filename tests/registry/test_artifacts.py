@@ -15,6 +15,8 @@ from django.core.files.storage import default_storage
 from models_registry import artifacts
 from models_registry.artifacts import (
     ArtifactCorrupted,
+    ArtifactMissing,
+    artifact_key,
     artifact_upload,
     evict,
     key_from_uri,
@@ -176,3 +178,13 @@ def test_a_single_lora_file_materializes_as_a_folder_diffusers_reads(tmp_path, c
     stored = artifact_upload(source=weights)
     local = materialize_base(_base_for(stored, "lora-file"))
     assert [p.name for p in local.iterdir()] == ["pytorch_lora_weights.safetensors"]
+
+
+def test_a_missing_stored_artifact_is_reported_with_what_to_do(cache_dir):
+    sha = uuid.uuid4().hex * 2
+    base = BaseModel(
+        name="gone", family="tiny", artifact_uri=f"storage:{artifact_key(sha)}", sha256=sha
+    )
+    with pytest.raises(ArtifactMissing, match="base model 'gone' is missing from storage"):
+        materialize_base(base)
+    assert not (cache_dir / sha).exists()
