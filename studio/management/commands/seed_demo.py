@@ -6,6 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from generation.demo import seed_templates
+from models_registry.demo import seed_registry
 from tenants.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_tenancy
 
 
@@ -17,8 +19,21 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, base_url: str, **options: Any) -> None:
         demo = seed_tenancy()
+        categories = seed_registry(demo.org, demo.owner)
+        templates = seed_templates(demo.owner)
+        demo.org.refresh_from_db()
         people = ", ".join(f"{name} ({role})" for name, role in DEMO_PEOPLE)
         self.stdout.write(self.style.SUCCESS(f"Demo organization '{demo.org.slug}' is ready."))
+        self.stdout.write(
+            f"  Default model: {demo.org.default_model}; categories: "
+            f"{', '.join(c.slug for c in categories)}; templates: "
+            f"{', '.join(t.application for t in templates)}"
+        )
+        if demo.org.default_model != "shapes":
+            self.stdout.write(
+                "  The trained 'shapes' model is building in the background (a few minutes); "
+                "the demo switches to it when ready. Progress: GET /api/v1/base-models/shapes"
+            )
         self.stdout.write(f"  Studio:   {base_url}/studio/   log in as {people} or owner;")
         self.stdout.write(f"            password for all: {DEMO_PASSWORD}")
         self.stdout.write(f"  API docs: {base_url}/api/docs/")
