@@ -33,11 +33,12 @@
     var form = tile && tile.querySelector("form[data-decision='" + verdict + "']");
     if (!form) { return; }
     if (verdict === "reject") {
-      var reason = form.querySelector("[name=reason]");
-      if (reason && !reason.value) {
-        var answer = window.prompt("Reason for rejecting (e.g. wrong product, artifacts, off-brand):", "off-brand");
-        if (answer === null) { return; }
-        reason.value = answer;
+      var select = form.querySelector("[name=reason]");
+      var other = form.querySelector("[name=reason_other]");
+      if ((!select || !select.value) && other && !other.value) {
+        var answer = window.prompt("Reason for rejecting (e.g. wrong product, artifacts, off-brand):", "Off-brand style");
+        if (answer === null || !answer.trim()) { return; }
+        other.value = answer.trim();
       }
     }
     if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
@@ -61,16 +62,14 @@
     event.preventDefault();
   });
 
-  // After htmx replaces a decided tile, move the cursor to the next undecided one.
-  document.addEventListener("htmx:afterSwap", function (event) {
-    var swapped = event.detail && event.detail.elt;
-    if (swapped && swapped.matches && swapped.matches("[data-review-tile].decided")) {
-      var all = tiles();
-      var start = all.indexOf(swapped);
-      var next = all.slice(start + 1).concat(all.slice(0, start)).filter(function (t) { return !t.classList.contains("decided"); })[0];
-      swapped.classList.remove("current");
-      select(next || null);
-    }
+  // htmx:load fires on the tile that replaced a decided one: move on to the next undecided tile.
+  document.addEventListener("htmx:load", function (event) {
+    var swapped = event.target;
+    if (!swapped || !swapped.matches || !swapped.matches("[data-review-tile]") || current()) { return; }
+    var all = tiles();
+    var start = all.indexOf(swapped);
+    var rest = all.slice(start + 1).concat(all.slice(0, start));
+    select(rest.filter(function (t) { return !t.classList.contains("decided"); })[0] || null);
   });
 
   document.addEventListener("DOMContentLoaded", function () {

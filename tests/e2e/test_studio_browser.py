@@ -1,0 +1,168 @@
+"""The studio in a real headless Chromium: the demo marketer generates images on a real worker
+and sees them appear; the demo reviewer approves one and rejects one with the keyboard; an
+outsider who pastes the job URL gets a 404; an admin promotes a version after confirming.
+Screenshots of the main pages land in docs/screenshots/."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from generation.models import GenerationJob, ImageReview, JobStatus
+from tenants.demo import DEMO_PASSWORD, seed_tenancy
+from tests.factories import make_org, make_persona
+from tests.studio.conftest import make_category
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+JOB_SECONDS = 300
+WORKER_START_SECONDS = 300
+
+
+def _wait_for_worker(worker) -> None:  # type: ignore[no-untyped-def]
+    """Block until the worker has started (importing torch can take minutes on a busy CPU)."""
+    deadline = time.monotonic() + WORKER_START_SECONDS
+    while time.monotonic() < deadline and worker.poll() is None:
+        if " ready." in worker.log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.5)
+    tail = worker.log_path.read_text(errors="replace")[-3000:]
+    pytest.fail(f"The Celery worker did not start. Log tail:\n{tail}")
+
+
+def _sign_in(browser, base: str, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    browser.delete_all_cookies()
+    browser.get(f"{base}/studio/login/")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".who")))
+
+
+def _press(browser, key: str) -> None:  # type: ignore[no-untyped-def]
+    browser.execute_script("document.activeElement && document.activeElement.blur()")
+    ActionChains(browser).send_keys(key).perform()
+
+
+def _decided(browser) -> list[str]:  # type: ignore[no-untyped-def]
+    tiles = browser.find_elements(By.CSS_SELECTOR, "[data-review-tile][data-decision]")
+    return [tile.get_attribute("data-decision") for tile in tiles]
+
+
+def test_marketer_generates_reviewer_decides_by_keyboard_outsider_gets_404(
+    browser, screenshot, live_server, tiny_base_model, celery_worker_process, settings, tmp_path
+):
+    settings.VAR_DIR = tmp_path  # the demo key file goes here, not into the checkout's var/
+    demo = seed_tenancy()
+    assert demo.org.default_model == "tiny"
+    make_category(demo.org, slug="mugs", versions=2)
+    base = live_server.url
+
+    # The marketer generates two images with the organization's default model.
+    _sign_in(browser, base, "marketer", DEMO_PASSWORD)
+    nav = browser.find_element(By.CSS_SELECTOR, "nav.mainnav").text
+    assert "Generate" in nav and "Review" not in nav
+    browser.find_element(By.LINK_TEXT, "Generate").click()
+    browser.find_element(By.NAME, "prompt").send_keys("a red apple on a white table")
+    Select(browser.find_element(By.NAME, "style")).select_by_value("studio")
+    browser.find_element(By.NAME, "steps").send_keys("3")
+    browser.find_element(By.NAME, "seed").send_keys("42")
+    num_images = browser.find_element(By.NAME, "num_images")
+    num_images.clear()
+    num_images.send_keys("2")
+    screenshot("generate")
+    _wait_for_worker(celery_worker_process)
+    browser.find_element(By.ID, "submit-generation").click()
+    WebDriverWait(browser, 10).until(ec.url_contains("/studio/jobs/"))
+    job_url = browser.current_url
+    job = GenerationJob.objects.get(organization=demo.org)
+    assert str(job.pk) in job_url and job.base_model.name == "tiny"
+
+    # The job page polls until the worker has drawn both images, then shows them.
+    WebDriverWait(browser, JOB_SECONDS, poll_frequency=0.5).until(
+        lambda b: len(b.find_elements(By.CSS_SELECTOR, "[data-testid=job-images] img")) == 2
+    )
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=job-status]").text == "succeeded"
+    WebDriverWait(browser, 20).until(  # the browser really loaded both images
+        lambda b: b.execute_script(
+            "return [...document.querySelectorAll('[data-testid=job-images] img')]"
+            ".every(img => img.complete && img.naturalWidth > 0)"
+        )
+    )
+    screenshot("job")
+
+    # The reviewer approves the first image with "a" and rejects the second with "r".
+    _sign_in(browser, base, "reviewer", DEMO_PASSWORD)
+    browser.find_element(By.LINK_TEXT, "Review").click()
+    WebDriverWait(browser, 10).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "[data-review-tile].current")
+    )
+    screenshot("review-queue")
+    _press(browser, "a")
+    WebDriverWait(browser, 10).until(lambda b: _decided(b) == ["approved"])
+    _press(browser, "r")
+    alert = WebDriverWait(browser, 10).until(ec.alert_is_present())
+    alert.send_keys("Apple is the wrong colour")
+    alert.accept()
+    WebDriverWait(browser, 10).until(lambda b: sorted(_decided(b)) == ["approved", "rejected"])
+    decisions = {
+        r.image.index: (r.status, r.reason) for r in ImageReview.objects.select_related("image")
+    }
+    assert decisions == {0: ("approved", ""), 1: ("rejected", "Apple is the wrong colour")}
+
+    browser.get(f"{base}/studio/gallery/")
+    screenshot("gallery")
+    browser.find_element(By.CSS_SELECTOR, ".tile a").click()
+    WebDriverWait(browser, 10).until(ec.url_contains("/studio/images/"))
+    assert "a red apple on a white table" in browser.page_source
+    screenshot("image-detail")
+    browser.get(f"{base}/studio/review/report/")
+    screenshot("review-report")
+
+    # Someone from another organization pastes the job URL: 404, and nothing of the job shows.
+    org_b = make_org("globex")
+    outsider = make_persona(*org_b, "owner")
+    outsider.user.set_password("outsider-pw")
+    outsider.user.save()
+    _sign_in(browser, base, outsider.user.username, "outsider-pw")
+    browser.get(job_url)
+    assert "Not Found" in browser.page_source
+    assert "red apple" not in browser.page_source
+
+
+def test_admin_promotes_a_version_after_confirming(
+    browser, screenshot, live_server, settings, tmp_path
+):
+    settings.VAR_DIR = tmp_path
+    demo = seed_tenancy()
+    category = make_category(demo.org, slug="mugs", versions=2)
+    first, second = category.versions.order_by("id")
+    _sign_in(browser, live_server.url, "admin", DEMO_PASSWORD)
+    browser.find_element(By.LINK_TEXT, "Models").click()
+    screenshot("models")
+    browser.find_element(By.LINK_TEXT, "Mugs").click()
+
+    def promote(version_id: int, *, confirm: bool) -> None:
+        row = browser.find_element(By.CSS_SELECTOR, f"tr[data-version='{version_id}']")
+        row.find_element(By.XPATH, ".//button[text()='Promote to production']").click()
+        alert = WebDriverWait(browser, 5).until(ec.alert_is_present())
+        assert "production alias" in alert.text
+        alert.accept() if confirm else alert.dismiss()
+
+    promote(first.pk, confirm=False)  # dismissing the confirmation changes nothing
+    assert not category.aliases.exists()
+    promote(first.pk, confirm=True)
+    WebDriverWait(browser, 10).until(lambda b: "is now production" in b.page_source)
+    promote(second.pk, confirm=True)
+    WebDriverWait(browser, 10).until(
+        lambda b: f"Version {second.pk} is now production" in b.page_source
+    )
+    assert category.aliases.get(name="production").version_id == second.pk
+    screenshot("category")
