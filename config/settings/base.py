@@ -230,6 +230,11 @@ EASEL_PENDING_RESEND_SECONDS = env.int("EASEL_PENDING_RESEND_SECONDS", default=3
 EASEL_JOB_MAX_ATTEMPTS = env.int("EASEL_JOB_MAX_ATTEMPTS", default=3)
 EASEL_CANCEL_POLL_SECONDS = env.float("EASEL_CANCEL_POLL_SECONDS", default=0.25)
 EASEL_GPU_SECONDS_PER_STEP = env.float("EASEL_GPU_SECONDS_PER_STEP", default=0.05)
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # An idle worker looks for new files this often (kombu's default, 1 s, delays every job).
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = env.float(
+        "EASEL_BROKER_POLL_SECONDS", default=0.1
+    )
 
 # Hosted image models behind the unified protocol, a JSON object keyed by the name a request
 # passes as `model` (see generation/backends.py): {"dalle": {"kind": "openai", "base_url": ...,
