@@ -7,6 +7,7 @@ the Redis database differs, so these tests and that one never take each other's 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -84,12 +85,15 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def screenshot(browser):  # type: ignore[no-untyped-def]
-    """``screenshot("review-queue")`` saves docs/screenshots/review-queue.png."""
+def screenshot(browser, tmp_path):  # type: ignore[no-untyped-def]
+    """``screenshot("review-queue")`` saves review-queue.png: under docs/screenshots/ when
+    ``EASEL_UPDATE_SCREENSHOTS=1`` (to refresh the README's pictures), else in the test's tmp dir
+    so a test run leaves the working tree clean."""
+    folder = SCREENSHOTS if os.environ.get("EASEL_UPDATE_SCREENSHOTS") == "1" else tmp_path
 
     def save(name: str) -> Path:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{name}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
         browser.save_screenshot(str(path))
         return path
 
