@@ -1,6 +1,7 @@
-"""Django admin for platform staff. API keys, the audit log, quotas, the usage ledger,
-idempotency keys and webhooks are read-only here: creating or changing them must go through
-services (and the API), which validate, hash or sign, and write audit events."""
+"""Django admin for platform staff. API keys (never their secrets), the audit log, the usage
+ledger, idempotency keys and webhooks are read-only here: changing them must go through services
+(and the API), which validate, hash or sign, and write audit events. Quotas are editable, and
+saving one calls ``quota_set``."""
 
 from django.contrib import admin
 from django.http import HttpRequest
@@ -18,6 +19,9 @@ from .models import (
     WebhookDeliveryAttempt,
     WebhookEndpoint,
 )
+from .principal import Principal
+from .quotas import quota_set
+from .roles import Role
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -38,6 +42,11 @@ class TeamInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
+    """Create organizations with ``manage.py create_organization`` (owner, team and first key)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
     list_display = ["name", "slug", "default_model", "created_at"]
     search_fields = ["name", "slug"]
     inlines = [TeamInline]
@@ -81,11 +90,30 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Quota)
-class QuotaAdmin(ReadOnlyAdmin):
-    """Set quotas with ``PUT /api/v1/quotas`` (manage_org): it validates and audits."""
+class QuotaAdmin(admin.ModelAdmin):
+    """Staff set quotas here; saving goes through ``quota_set`` so it is validated and audited
+    (as the staff user, acting with owner rights on that organization)."""
 
     list_display = ["organization", "team", "images_per_day", "gpu_seconds_per_month", "updated_at"]
     list_filter = ["organization"]
+    fields = ["organization", "team", "images_per_day", "gpu_seconds_per_month"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Quota | None = None) -> list[str]:
+        return ["organization", "team"] if obj is not None else []
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Quota, form: object, change: bool) -> None:
+        actor = Principal(org=obj.organization, user=request.user, role=Role.OWNER)
+        saved = quota_set(
+            actor=actor,
+            org=obj.organization,
+            team=obj.team,
+            images_per_day=obj.images_per_day,
+            gpu_seconds_per_month=obj.gpu_seconds_per_month,
+        )
+        obj.pk = saved.pk
 
 
 @admin.register(UsageRecord)
