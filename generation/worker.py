@@ -9,7 +9,9 @@ reference and resolved version, size, steps, scheduler, cfg scale — one diffus
 guidance scale) and priority; their own messages arrive later and return at once.
 
 Interactive first. Before a bulk job is claimed, pending interactive jobs are run, so even a
-worker that serves both queues never makes interactive work wait behind a bulk backlog.
+worker that serves both queues never makes interactive work wait behind a bulk backlog. After its
+own job a task keeps draining pending jobs of its priority (interactive first) for up to
+``EASEL_WORKER_DRAIN_SECONDS``, so a busy worker does not idle between messages.
 
 Cancel in a batch. The step callback stops the pipeline call only when every job of the batch has
 asked to be canceled; otherwise the call finishes and the canceled jobs' images are dropped (they
@@ -43,8 +45,8 @@ from .services import job_finished_emit, job_quota_release, job_quota_settle
 
 logger = logging.getLogger(__name__)
 
-INTERACTIVE_DRAIN_LIMIT = 32
-
+# Pending interactive batches a bulk task runs before its own job.
+INTERACTIVE_FIRST_LIMIT = 32
 
 # --- claiming ------------------------------------------------------------------------------------
 
@@ -100,30 +102,51 @@ def claim_batch_mates(*, leader: GenerationJob, max_images: int) -> list[Generat
 
 
 def generation_run(*, job_id: object) -> list[GenerationJob]:
-    """Run the job ``job_id`` (with batch-mates); returns the jobs this call ran (maybe none)."""
+    """Run the job ``job_id`` (with batch-mates), then keep draining pending work.
+
+    After its own job the task goes on claiming the oldest pending jobs of its priority
+    (interactive ones first) for up to ``EASEL_WORKER_DRAIN_SECONDS``: a busy worker moves from
+    one batch to the next without waiting for the broker to deliver the next message, and those
+    messages, when they come, find their jobs taken and return at once. Returns the jobs this call
+    ran (maybe none).
+    """
     ran: list[GenerationJob] = []
     job = GenerationJob.objects.filter(id=job_id).only("status", "priority").first()
     if job is None or job.status != JobStatus.PENDING:
         return ran
+    deadline = time.monotonic() + float(settings.EASEL_WORKER_DRAIN_SECONDS)
     if job.priority == JobPriority.BULK:
-        ran += _drain_interactive()
+        ran += _drain([JobPriority.INTERACTIVE], limit=INTERACTIVE_FIRST_LIMIT)
     leader = claim_job(job_id=job_id)
-    if leader is None:
-        return ran
-    return ran + run_claimed_batch(
-        [leader, *claim_batch_mates(leader=leader, max_images=_batch_size())]
-    )
-
-
-def _drain_interactive() -> list[GenerationJob]:
-    ran: list[GenerationJob] = []
-    for _ in range(INTERACTIVE_DRAIN_LIMIT):
-        next_id = (
-            GenerationJob.objects.filter(status=JobStatus.PENDING, priority=JobPriority.INTERACTIVE)
-            .order_by("created_at")
-            .values_list("id", flat=True)
-            .first()
+    if leader is not None:
+        ran += run_claimed_batch(
+            [leader, *claim_batch_mates(leader=leader, max_images=_batch_size())]
         )
+    priorities = [JobPriority.INTERACTIVE]
+    if job.priority == JobPriority.BULK:
+        priorities.append(JobPriority.BULK)
+    return ran + _drain(priorities, deadline=deadline)
+
+
+def _drain(
+    priorities: Sequence[str], *, deadline: float | None = None, limit: int | None = None
+) -> list[GenerationJob]:
+    """Run pending jobs, highest priority and oldest first, until none is left, ``deadline``
+    (monotonic) has passed or ``limit`` batches have run."""
+    ran: list[GenerationJob] = []
+    batches = 0
+    while (deadline is None or time.monotonic() < deadline) and (limit is None or batches < limit):
+        batches += 1
+        next_id = None
+        for priority in priorities:
+            next_id = (
+                GenerationJob.objects.filter(status=JobStatus.PENDING, priority=priority)
+                .order_by("created_at")
+                .values_list("id", flat=True)
+                .first()
+            )
+            if next_id is not None:
+                break
         if next_id is None:
             break
         leader = claim_job(job_id=next_id)

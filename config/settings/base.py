@@ -229,6 +229,8 @@ EASEL_JOB_LEASE_SECONDS = env.int("EASEL_JOB_LEASE_SECONDS", default=600)
 EASEL_PENDING_RESEND_SECONDS = env.int("EASEL_PENDING_RESEND_SECONDS", default=3600)
 EASEL_JOB_MAX_ATTEMPTS = env.int("EASEL_JOB_MAX_ATTEMPTS", default=3)
 EASEL_CANCEL_POLL_SECONDS = env.float("EASEL_CANCEL_POLL_SECONDS", default=0.25)
+# A worker task keeps claiming pending jobs of its priority for up to this long after its own.
+EASEL_WORKER_DRAIN_SECONDS = env.float("EASEL_WORKER_DRAIN_SECONDS", default=60.0)
 EASEL_GPU_SECONDS_PER_STEP = env.float("EASEL_GPU_SECONDS_PER_STEP", default=0.05)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # An idle worker looks for new files this often (kombu's default, 1 s, delays every job).

@@ -37,6 +37,7 @@ def tiny_pipe(tiny_pipeline_dir):
 @pytest.fixture(autouse=True)
 def local_pipeline(tiny_pipe, settings):
     settings.EASEL_CANCEL_POLL_SECONDS = 0  # look for cancels after every step
+    settings.EASEL_WORKER_DRAIN_SECONDS = 0  # one task, one batch (drain has its own test)
 
     @contextlib.contextmanager
     def stand_in(job):
@@ -146,6 +147,18 @@ def test_bulk_task_runs_pending_interactive_jobs_first(submit):
     interactive = submit(seed=2)
     ran = worker.generation_run(job_id=bulk.id)
     assert [j.id for j in ran] == [interactive.id, bulk.id]
+
+
+def test_a_task_drains_pending_jobs_of_its_priority_but_not_bulk(submit, settings):
+    settings.EASEL_WORKER_DRAIN_SECONDS = 60
+    first = submit(seed=1)
+    other_steps = submit(seed=2, steps=3)
+    bulk = submit(JobPriority.BULK, seed=3)
+    ran = worker.generation_run(job_id=first.id)
+    assert [j.id for j in ran] == [first.id, other_steps.id]
+    bulk.refresh_from_db()
+    assert bulk.status == JobStatus.PENDING
+    assert worker.generation_run(job_id=other_steps.id) == []  # its message comes later: no-op
 
 
 def test_cancel_before_the_run_means_the_worker_never_starts_it(submit, owner):
