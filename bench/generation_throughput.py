@@ -166,8 +166,9 @@ def _wait_all(job_ids: list[str], worker: subprocess.Popen, log: Path, timeout: 
 
 def through_platform(
     *, client: object, images: int, steps: int, env: dict[str, str], log: Path
-) -> tuple[float, float]:
-    """(images per second, mean images per pipeline call) through API → queue → worker."""
+) -> tuple[float, float, float]:
+    """(images per second, mean images per pipeline call, share of the wall time spent inside
+    pipeline calls) through API → queue → worker."""
     from generation.models import GenerationJob
 
     def submit(i: int) -> str:
@@ -187,7 +188,8 @@ def through_platform(
         jobs = list(GenerationJob.objects.filter(id__in=job_ids))
         finished = max(job.finished_at.timestamp() for job in jobs)
         mean_batch = sum(job.batch_size for job in jobs) / len(jobs)
-        return images / (finished - started), mean_batch
+        busy = sum(job.gpu_seconds for job in jobs) / (finished - started)
+        return images / (finished - started), mean_batch, busy
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -265,14 +267,15 @@ def main() -> None:
                 f"hand-{batch}",
                 hand_written(pipe_dir, images=args.images, steps=args.steps, batch=batch),
             )
-            plat, mean_batch = through_platform(
+            plat, mean_batch, busy = through_platform(
                 client=client, images=args.images, steps=args.steps, env=env, log=log
             )
             keep(f"platform-{batch}", plat)
             batches[batch] = mean_batch
             print(
                 f"round {round_number}, EASEL_BATCH_SIZE={batch}: platform {plat:.2f} img/s "
-                f"(mean {mean_batch:.1f} images/call), hand-written batch {batch} "
+                f"(mean {mean_batch:.1f} images/call, {busy:.0%} of the time inside pipeline "
+                f"calls), hand-written batch {batch} "
                 f"{best[f'hand-{batch}']:.2f} img/s (best so far)",
                 flush=True,
             )

@@ -139,8 +139,11 @@ def _drain(
         batches += 1
         next_id = None
         for priority in priorities:
+            # attempts=0: a job waiting out its retry backoff runs when its delayed message says.
             next_id = (
-                GenerationJob.objects.filter(status=JobStatus.PENDING, priority=priority)
+                GenerationJob.objects.filter(
+                    status=JobStatus.PENDING, priority=priority, attempts=0
+                )
                 .order_by("created_at")
                 .values_list("id", flat=True)
                 .first()

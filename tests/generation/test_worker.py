@@ -154,10 +154,13 @@ def test_a_task_drains_pending_jobs_of_its_priority_but_not_bulk(submit, setting
     first = submit(seed=1)
     other_steps = submit(seed=2, steps=3)
     bulk = submit(JobPriority.BULK, seed=3)
+    backing_off = submit(seed=4, steps=4)
+    GenerationJob.objects.filter(id=backing_off.id).update(attempts=1)  # waits for its retry
     ran = worker.generation_run(job_id=first.id)
     assert [j.id for j in ran] == [first.id, other_steps.id]
-    bulk.refresh_from_db()
-    assert bulk.status == JobStatus.PENDING
+    for job in (bulk, backing_off):
+        job.refresh_from_db()
+        assert job.status == JobStatus.PENDING
     assert worker.generation_run(job_id=other_steps.id) == []  # its message comes later: no-op
 
 
