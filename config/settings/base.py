@@ -8,16 +8,14 @@ switch to PostgreSQL, Redis/RabbitMQ and S3. Any variable may be given as ``<NAM
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(os.environ.get("EASEL_VAR_DIR", BASE_DIR / "var"))
-
 env = environ.Env()
 env.smart_cast = False
+VAR_DIR = Path(env.str("EASEL_VAR_DIR", default=str(BASE_DIR / "var")))
 
 
 def _secret(name: str, default: str | None = None) -> str | None:
