@@ -7,18 +7,9 @@ quota ledger, webhooks and audit log consistent; the admin is for looking, not e
 from django.contrib import admin
 from django.http import HttpRequest
 
+from tenants.admin import ReadOnlyAdmin
+
 from .models import GeneratedImage, GenerationJob
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class GeneratedImageInline(admin.TabularInline):

@@ -3,20 +3,10 @@ go through the services (commands and API), which verify artifacts and write his
 events."""
 
 from django.contrib import admin
-from django.http import HttpRequest
+
+from tenants.admin import ReadOnlyAdmin
 
 from .models import AliasHistory, BaseModel, Category, ModelVersion
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(BaseModel)

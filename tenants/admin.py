@@ -25,6 +25,8 @@ from .roles import Role
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Look, don't touch: for rows that only services may write. Shared by every app's admin."""
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

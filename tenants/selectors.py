@@ -29,6 +29,11 @@ def get_api_key_for_org(*, org: Organization, api_key_id: int | str) -> ApiKey:
     return get_for_org(ApiKey.objects.select_related("team"), org=org, pk=api_key_id)
 
 
+def get_optional_team_for_org(*, org: Organization, team_id: int | str | None) -> Team | None:
+    """``None`` for "no team" (organization-wide), else the team, 404 if not in ``org``."""
+    return None if team_id is None else get_team_for_org(org=org, team_id=team_id)
+
+
 def team_list_for_org(*, org: Organization) -> QuerySet[Team]:
     return Team.objects.filter(organization=org)
 

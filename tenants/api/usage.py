@@ -38,10 +38,6 @@ class QuotaView(APIView):
         principal = request.principal
         data = dict(s.validated_data)
         team_id = data.pop("team", None)
-        team = (
-            selectors.get_team_for_org(org=principal.org, team_id=team_id)
-            if team_id is not None
-            else None
-        )
+        team = selectors.get_optional_team_for_org(org=principal.org, team_id=team_id)
         quota = quotas.quota_set(actor=principal, org=principal.org, team=team, **data)
         return Response(QuotaSerializer(quota).data)

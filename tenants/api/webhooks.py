@@ -58,11 +58,7 @@ class WebhookEndpointViewSet(
         principal = request.principal
         data = dict(s.validated_data)
         team_id = data.pop("team", None)
-        team = (
-            selectors.get_team_for_org(org=principal.org, team_id=team_id)
-            if team_id is not None
-            else None
-        )
+        team = selectors.get_optional_team_for_org(org=principal.org, team_id=team_id)
         endpoint, secret = webhooks.webhook_endpoint_create(actor=principal, team=team, **data)
         body = WebhookEndpointSerializer(endpoint).data | {"secret": secret}
         location = reverse("v1:webhook-detail", args=[endpoint.pk])
