@@ -8,6 +8,8 @@ size it was made with and ``meta`` saying what the backend did with each paramet
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import json
 from dataclasses import dataclass, field
@@ -165,3 +167,12 @@ def to_png(data: bytes, *, provider: str) -> tuple[bytes, int, int]:
             f"{provider} returned data that is not a PNG, JPEG or WebP image ({exc}).",
             provider=provider,
         ) from None
+
+
+def decode_png(encoded: str, *, provider: str) -> tuple[bytes, int, int]:
+    """A base64 image from a provider's JSON answer as PNG bytes with its width and height."""
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProviderError(f"{provider} sent invalid base64.", provider=provider) from None
+    return to_png(raw, provider=provider)

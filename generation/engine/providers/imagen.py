@@ -21,15 +21,20 @@ every request (so a sidecar such as ``gcloud auth print-access-token`` can refre
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .base import DEFAULT_TIMEOUT_S, ProviderError, ProviderImage, RenderRequest, post_json, to_png
+from .base import (
+    DEFAULT_TIMEOUT_S,
+    ProviderError,
+    ProviderImage,
+    RenderRequest,
+    decode_png,
+    post_json,
+)
 
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "9:16", "16:9", "3:4", "4:3")
 MAX_SAMPLES_PER_REQUEST = 4
@@ -147,11 +152,7 @@ class ImagenAdapter:
                 f"{self.name} answered a prediction without 'bytesBase64Encoded'.",
                 provider=self.name,
             )
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ProviderError(f"{self.name} sent invalid base64.", provider=self.name) from None
-        png, width, height = to_png(raw, provider=self.name)
+        png, width, height = decode_png(encoded, provider=self.name)
         parameters = body["parameters"]
         return ProviderImage(
             png_bytes=png,

@@ -17,14 +17,19 @@ Translation:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import DEFAULT_TIMEOUT_S, ProviderError, ProviderImage, RenderRequest, post_json, to_png
+from .base import (
+    DEFAULT_TIMEOUT_S,
+    ProviderError,
+    ProviderImage,
+    RenderRequest,
+    decode_png,
+    post_json,
+)
 
 MODEL_SIZES: dict[str, tuple[str, ...]] = {
     "gpt-image-1": ("1024x1024", "1536x1024", "1024x1536"),
@@ -132,11 +137,7 @@ class OpenAIImagesAdapter:
                 "accepted; the adapter asks for base64).",
                 provider=self.name,
             )
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ProviderError(f"{self.name} sent invalid base64.", provider=self.name) from None
-        png, width, height = to_png(raw, provider=self.name)
+        png, width, height = decode_png(encoded, provider=self.name)
         return ProviderImage(
             png_bytes=png,
             seed=(request.seed + index) % 2**32,
