@@ -25,6 +25,7 @@ SHAPES_BUILD_SOURCES: tuple[str, ...] = (
     "atomic_dir.py",
     "build_cache.py",
     "shapes_data.py",
+    "shapes_report.py",
     "shapes_train.py",
     "tokenizer.py",
     "data/bpe_simple_vocab_16e6.txt.gz",

@@ -4,6 +4,9 @@ import os
 
 # Nothing in these tests may reach the network; set before diffusers/transformers are imported.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# OpenMP threads that sleep instead of spinning while idle: on a shared two-core machine spinning
+# threads slow training 2-3x under contention; results are unchanged. Read when torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
