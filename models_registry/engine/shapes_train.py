@@ -85,7 +85,7 @@ class ShapesConfig:
     vae_l1_weight: float = 0.5
     vae_kl_weight: float = 1e-7
     # Denoiser and text encoder, trained together.
-    unet_steps: int = 850
+    unet_steps: int = 700
     unet_batch_size: int = 64
     unet_lr: float = 1e-3
     unet_layers_per_block: int = 1
