@@ -34,6 +34,16 @@ def tiny_base_model(db, tiny_pipeline_dir):  # type: ignore[no-untyped-def]
     return existing or build_tiny_model()
 
 
+@pytest.fixture
+def shapes_base_model(db):  # type: ignore[no-untyped-def]
+    """The trained ``shapes`` model, registered and ready (built once per machine, then cached)."""
+    from models_registry.builtin import build_shapes_model
+    from models_registry.models import BaseModel, BuildStatus
+
+    existing = BaseModel.objects.filter(name="shapes", status=BuildStatus.READY).first()
+    return existing or build_shapes_model()
+
+
 def make_tiny_lora(base_dir: Path, out_dir: Path, *, seed: int = 1, rank: int = 4) -> Path:
     """Random LoRA weights for the tiny UNet's attention projections, saved diffusers-style."""
     import torch

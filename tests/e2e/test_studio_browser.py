@@ -1,5 +1,6 @@
-"""The studio in a real headless Chromium: the demo marketer generates images on a real worker
-and sees them appear; the demo reviewer approves one and rejects one with the keyboard; an
+"""The studio in a real headless Chromium: the demo marketer generates images with the demo's
+default model (the trained ``shapes`` model) on a real worker, sees them appear, and they show
+what was asked for; the demo reviewer approves one and rejects one with the keyboard; an
 outsider who pastes the job URL gets a 404; an admin promotes a version after confirming.
 Screenshots of the main pages land in docs/screenshots/."""
 
@@ -7,13 +8,18 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import WebDriverWait
 
 from generation.models import GenerationJob, ImageReview, JobStatus
+from models_registry.builtin import switch_demo_to
+from models_registry.engine.shapes_report import classify_background, classify_colour
 from tenants.demo import DEMO_PASSWORD, seed_tenancy
 from tests.factories import make_org, make_persona
 from tests.studio.conftest import make_category
@@ -55,11 +61,13 @@ def _decided(browser) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_marketer_generates_reviewer_decides_by_keyboard_outsider_gets_404(
-    browser, screenshot, live_server, tiny_base_model, celery_worker_process, settings, tmp_path
+    browser, screenshot, live_server, shapes_base_model, celery_worker_process, settings, tmp_path
 ):
     settings.VAR_DIR = tmp_path  # the demo key file goes here, not into the checkout's var/
     demo = seed_tenancy()
-    assert demo.org.default_model == "tiny"
+    switch_demo_to(shapes_base_model.name)  # what the background build does when it is ready
+    demo.org.refresh_from_db()
+    assert demo.org.default_model == "shapes"
     make_category(demo.org, slug="mugs", versions=2)
     base = live_server.url
 
@@ -68,9 +76,7 @@ def test_marketer_generates_reviewer_decides_by_keyboard_outsider_gets_404(
     nav = browser.find_element(By.CSS_SELECTOR, "nav.mainnav").text
     assert "Generate" in nav and "Review" not in nav
     browser.find_element(By.LINK_TEXT, "Generate").click()
-    browser.find_element(By.NAME, "prompt").send_keys("a red apple on a white table")
-    Select(browser.find_element(By.NAME, "style")).select_by_value("studio")
-    browser.find_element(By.NAME, "steps").send_keys("3")
+    browser.find_element(By.NAME, "prompt").send_keys("a red apple on a white background")
     browser.find_element(By.NAME, "seed").send_keys("42")
     num_images = browser.find_element(By.NAME, "num_images")
     num_images.clear()
@@ -81,7 +87,7 @@ def test_marketer_generates_reviewer_decides_by_keyboard_outsider_gets_404(
     WebDriverWait(browser, 10).until(ec.url_contains("/studio/jobs/"))
     job_url = browser.current_url
     job = GenerationJob.objects.get(organization=demo.org)
-    assert str(job.pk) in job_url and job.base_model.name == "tiny"
+    assert str(job.pk) in job_url and job.base_model.name == "shapes"
 
     # The job page polls until the worker has drawn both images, then shows them.
     WebDriverWait(browser, JOB_SECONDS, poll_frequency=0.5).until(
@@ -97,6 +103,12 @@ def test_marketer_generates_reviewer_decides_by_keyboard_outsider_gets_404(
         )
     )
     screenshot("job")
+    # What the worker drew is what was asked for: a red product on a white background.
+    for image in job.images.order_by("index"):
+        with default_storage.open(image.storage_key, "rb") as fh:
+            pixels = np.asarray(Image.open(fh).convert("RGB"))
+        assert classify_colour(pixels) == "red", f"image {image.index}"
+        assert classify_background(pixels) == "white", f"image {image.index}"
 
     # The reviewer approves the first image with "a" and rejects the second with "r".
     _sign_in(browser, base, "reviewer", DEMO_PASSWORD)
@@ -121,7 +133,7 @@ def test_marketer_generates_reviewer_decides_by_keyboard_outsider_gets_404(
     screenshot("gallery")
     browser.find_element(By.CSS_SELECTOR, ".tile a").click()
     WebDriverWait(browser, 10).until(ec.url_contains("/studio/images/"))
-    assert "a red apple on a white table" in browser.page_source
+    assert "a red apple on a white background" in browser.page_source
     screenshot("image-detail")
     browser.get(f"{base}/studio/review/report/")
     screenshot("review-report")
