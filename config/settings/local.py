@@ -8,3 +8,5 @@ SECRET_KEY = SECRET_KEY or "easel-local-development-key-not-for-production"  # n
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
+# WhiteNoise serves from the app folders here; an existing (empty) root keeps it from warning.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

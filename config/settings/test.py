@@ -7,3 +7,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
+# WhiteNoise serves from the app folders here; an existing (empty) root keeps it from warning.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

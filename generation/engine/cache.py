@@ -34,7 +34,7 @@ def load_pipeline(path: Path, *, device: str, dtype: Any) -> Any:
     ``model_index.json``: StableDiffusionPipeline, StableDiffusionXLPipeline, ...)."""
     from diffusers import DiffusionPipeline
 
-    pipe = DiffusionPipeline.from_pretrained(str(path), torch_dtype=dtype)
+    pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype)
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -78,7 +78,7 @@ def _load_check_pipeline(path: Path) -> None:
     import torch
     from diffusers import DiffusionPipeline
 
-    pipe = DiffusionPipeline.from_pretrained(str(path), torch_dtype=torch.float32)
+    pipe = DiffusionPipeline.from_pretrained(str(path), dtype=torch.float32)
     del pipe
 
 
