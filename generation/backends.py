@@ -19,7 +19,7 @@ A provider's name takes precedence over a base model of the same name, so keep t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,7 +31,6 @@ from .protocol import FAMILY_LIMITS, GenerationParams
 
 __all__ = [
     "Backend",
-    "LocalDiffusersBackend",
     "ProviderError",
     "ProviderImage",
     "ProviderTarget",
@@ -124,34 +123,11 @@ def render_request_for(params: GenerationParams) -> RenderRequest:
     )
 
 
-LocalRunner = Callable[[RenderRequest, Any], list[ProviderImage]]
-
-
-@dataclass(frozen=True)
-class LocalDiffusersBackend:
-    """The local diffusers pipeline for a registry model. ``runner(request, resolved_model)`` is
-    the worker's inference entry point (it owns the pipeline cache and imports torch); keeping it
-    injected means the web process never imports torch through this module."""
-
-    resolved_model: Any
-    runner: LocalRunner
-
-    @property
-    def name(self) -> str:
-        return f"local:{self.resolved_model.base.name}"
-
-    def generate(self, request: RenderRequest) -> list[ProviderImage]:
-        return self.runner(request, self.resolved_model)
-
-
-def backend_for(target: Any, *, local_runner: LocalRunner | None = None) -> Backend:
-    """The backend that serves ``target`` (a ``ProviderTarget`` or a registry model)."""
-    if isinstance(target, ProviderTarget):
-        adapter_class = ADAPTERS[target.kind]
-        try:
-            return adapter_class.from_config(target.name, target.config)
-        except ValueError as exc:
-            raise ImproperlyConfigured(str(exc)) from None
-    if local_runner is None:
-        raise ValueError("A registry model needs local_runner (the worker's inference function).")
-    return LocalDiffusersBackend(resolved_model=target, runner=local_runner)
+def backend_for(target: ProviderTarget) -> Backend:
+    """The hosted-provider adapter that serves ``target``. Registry models are not dispatched
+    here: the worker batches them straight into its warm diffusers pipeline."""
+    adapter_class = ADAPTERS[target.kind]
+    try:
+        return adapter_class.from_config(target.name, target.config)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -96,9 +95,7 @@ def generation_job_create(
     params = resolve_params(org=org, data=data, resolved_model=target)
     hosted = target.name if isinstance(target, ProviderTarget) else None
     resolved = None if hosted else target
-    values = _params_dict(params)
-    if values.get("seed") is None:
-        values["seed"] = secrets.randbelow(2**32)
+    values = _params_dict(params)  # resolve_params has chosen and recorded a seed if none came
     num_images = int(values.get("num_images") or 1)
     template_id = values.get("template_id")
     template_version = values.get("template_version")

@@ -20,7 +20,6 @@ from django.test import override_settings
 from PIL import Image
 
 from generation.backends import (
-    LocalDiffusersBackend,
     ProviderTarget,
     backend_for,
     provider_target,
@@ -31,7 +30,6 @@ from generation.engine.providers import (
     ImagenAdapter,
     OpenAIImagesAdapter,
     ProviderError,
-    ProviderImage,
     RenderRequest,
 )
 from generation.engine.providers.imagen import nearest_aspect_ratio
@@ -453,28 +451,3 @@ def test_misconfigured_providers_are_reported():
         pytest.raises(ImproperlyConfigured, match="base_url, api_key"),
     ):
         backend_for(provider_target("x"))
-
-
-def test_registry_models_go_to_the_local_backend_with_the_same_request():
-    seen: list[tuple[RenderRequest, Any]] = []
-
-    def runner(req: RenderRequest, resolved: Any) -> list[ProviderImage]:
-        seen.append((req, resolved))
-        return [ProviderImage(png_bytes=png(), seed=req.seed, width=8, height=8)]
-
-    resolved = SimpleNamespace(
-        base=SimpleNamespace(name="tiny", family="tiny", default_params={"native_size": 64}),
-        version=None,
-        category=None,
-    )
-    params = resolve_params(
-        org=None,
-        data=_validated({"prompt": "p", "seed": 5, "scheduler": "euler"}),
-        resolved_model=resolved,
-    )
-    backend = backend_for(resolved, local_runner=runner)
-    assert isinstance(backend, LocalDiffusersBackend) and backend.name == "local:tiny"
-    backend.generate(render_request_for(params))
-    sent, target = seen[0]
-    assert target is resolved
-    assert (sent.prompt, sent.seed, sent.width, sent.scheduler) == ("p", 5, 64, "euler")
