@@ -1,16 +1,17 @@
 """URL map: API v1, OpenAPI schema and docs, the studio, Django admin, health."""
 
-from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
-from django.urls import include, path
-from django.views.defaults import page_not_found
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-from tenants.api.errors import json_error
-from tenants.health import healthz
+from studio.admin_login import LockoutAdminAuthenticationForm
+from tenants.api.not_found import api_not_found
+from tenants.health import healthz, readyz
+
+# The admin's sign-in counts failures and locks out like the studio's.
+admin.site.login_form = LockoutAdminAuthenticationForm
 
 api_v1 = [
     path("", include("tenants.api.urls")),
@@ -21,6 +22,7 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path(
@@ -28,18 +30,12 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny]),
         name="api-docs",
     ),
+    # Last of the API routes: any other /api/ path is the API's JSON 404, DEBUG on or off.
+    re_path(r"^api/", api_not_found, name="api-not-found"),
     path("admin/", admin.site.urls),
     path("studio/", include("studio.urls")),
     path("", RedirectView.as_view(pattern_name="studio:home", permanent=False), name="root"),
 ]
 
-if settings.DEBUG and settings.EASEL_STORAGE == "local":
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
-
-
-def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if request.path.startswith("/api/"):
-        return json_error(404, "not_found", "Not found.")
-    return page_not_found(request, exception)
+# Stored files (MEDIA_ROOT) are never served by path, not even with DEBUG on: images go out only
+# through the organization-scoped image endpoints' signed, expiring links (generation/storage.py).

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from tenants.audit import AuditVerb
 from tenants.principal import Principal
 from tenants.roles import Action
 from tenants.services import audit_event_record, require
@@ -78,7 +79,7 @@ def _publish(*, actor: Principal, image: GeneratedImage) -> PublishedImage | Non
     audit_event_record(
         org=actor.org,
         actor=actor,
-        verb="image.published",
+        verb=AuditVerb.IMAGE_PUBLISHED,
         obj=image,
         before=before,
         after={"category": category.slug, "image": str(image.pk)},
@@ -92,7 +93,7 @@ def _unpublish(*, actor: Principal, image: GeneratedImage) -> None:
         audit_event_record(
             org=actor.org,
             actor=actor,
-            verb="image.unpublished",
+            verb=AuditVerb.IMAGE_UNPUBLISHED,
             obj=image,
             before={"category": row.category.slug, "image": str(image.pk)},
         )
@@ -114,7 +115,9 @@ def _decide(*, actor: Principal, image: GeneratedImage, status: str, reason: str
     audit_event_record(
         org=actor.org,
         actor=actor,
-        verb=f"image.{status}",
+        verb=AuditVerb.IMAGE_APPROVED
+        if status == ReviewStatus.APPROVED
+        else AuditVerb.IMAGE_REJECTED,
         obj=image,
         before=before,
         after={"status": status, "reason": review.reason, "gate_passed": review.gate_passed},

@@ -21,13 +21,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenants import quotas
-from tenants.api.errors import Conflict
+from tenants.audit import AuditVerb
+from tenants.errors import Conflict
 from tenants.principal import Principal
 from tenants.roles import Action
 from tenants.services import audit_event_record, require
 
 from .models import GenerationJob, JobPriority, JobStatus
 from .models.jobs import FINISHED_STATUSES
+from .transitions import job_transition
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +40,7 @@ BATCH_PARAMS = ("width", "height", "steps", "scheduler", "cfg_scale", "family")
 
 
 class JobNotCancelable(Conflict):
-    default_code = "not_cancelable"
-    default_detail = "This job has already finished."
+    code = "not_cancelable"
 
 
 def _params_dict(params: Any) -> dict[str, Any]:
@@ -143,7 +144,7 @@ def generation_job_create(
     audit_event_record(
         org=org,
         actor=actor,
-        verb="generation.submitted",
+        verb=AuditVerb.GENERATION_SUBMITTED,
         obj=job,
         after={
             "priority": priority,
@@ -172,80 +173,20 @@ def generation_job_cancel(*, actor: Principal, job: GenerationJob) -> Generation
         return job
     if job.status in FINISHED_STATUSES:
         raise JobNotCancelable(f"This job already {job.status}; there is nothing to cancel.")
-    before = {"status": job.status}
-    job.cancel_requested = True
-    if job.status == JobStatus.PENDING:
-        job.status = JobStatus.CANCELED
-        job.finished_at = timezone.now()
-        job.lease_expires_at = None
-    job.save(update_fields=["cancel_requested", "status", "finished_at", "lease_expires_at"])
+    GenerationJob.objects.filter(pk=job.pk).update(cancel_requested=True)
     audit_event_record(
         org=actor.org,
         actor=actor,
-        verb="generation.cancel_requested",
+        verb=AuditVerb.GENERATION_CANCEL_REQUESTED,
         obj=job,
-        before=before,
-        after={"status": job.status},
+        before={"status": job.status},
     )
-    if job.status == JobStatus.CANCELED:
-        job_quota_release(job=job)
-        job_finished_emit(job=job)
+    if job.status == JobStatus.PENDING:
+        job_transition(
+            job_id=job.pk, from_status=JobStatus.PENDING, to_status=JobStatus.CANCELED, actor=actor
+        )
+    job.refresh_from_db()
     return job
-
-
-# --- finishing (called by the worker inside its transaction) ---------------------------------
-
-
-def job_quota_settle(*, job: GenerationJob) -> None:
-    quotas.quota_settle(
-        reference=job.quota_reference, images=job.images.count(), gpu_seconds=job.gpu_seconds
-    )
-
-
-def job_quota_release(*, job: GenerationJob) -> None:
-    quotas.quota_release(reference=job.quota_reference)
-
-
-def job_event_payload(job: GenerationJob) -> dict[str, Any]:
-    """What a webhook says about a finished job (ids and facts, no short-lived URLs)."""
-    return {
-        "id": str(job.id),
-        "status": job.status,
-        "priority": job.priority,
-        "num_images": job.num_images,
-        "attempts": job.attempts,
-        "gpu_seconds": round(job.gpu_seconds, 3),
-        "error": {"code": job.error_code, "message": job.error_message}
-        if job.status == JobStatus.FAILED
-        else None,
-        "images": [
-            {
-                "id": str(image.id),
-                "index": image.index,
-                "seed": image.seed,
-                "sha256": image.sha256,
-                "width": image.width,
-                "height": image.height,
-            }
-            for image in job.images.order_by("index")
-        ]
-        if job.status == JobStatus.SUCCEEDED
-        else [],
-        "created_at": job.created_at.isoformat(),
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }
-
-
-def job_finished_emit(*, job: GenerationJob) -> None:
-    """Emit ``job.succeeded`` / ``job.failed`` / ``job.canceled`` (delivered after commit)."""
-    from tenants.webhooks import webhook_event_emit
-
-    webhook_event_emit(
-        org=job.organization,
-        team=job.team,
-        event=f"job.{job.status}",
-        payload=job_event_payload(job),
-    )
 
 
 # --- the reaper ------------------------------------------------------------------------------
@@ -265,39 +206,41 @@ def generation_jobs_reap(*, now: Any = None) -> dict[str, int]:
     counts = {"requeued": 0, "resent": 0, "failed": 0}
     resend = timedelta(seconds=settings.EASEL_PENDING_RESEND_SECONDS)
     stuck = GenerationJob.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
-    for job in stuck.select_related("organization", "team")[:500]:
+    for job in stuck.only("id", "attempts", "max_attempts", "cancel_requested")[:500]:
+        given_up = job.attempts >= job.max_attempts or job.cancel_requested
+        if job.cancel_requested:
+            outcome = {"to_status": JobStatus.CANCELED}
+        elif given_up:
+            outcome = {
+                "to_status": JobStatus.FAILED,
+                "error_code": "worker_lost",
+                "error_message": f"The worker running this job stopped responding {job.attempts} "
+                "time(s) (its lease expired each time), so it was given up. Submit it again; if "
+                "it keeps happening, ask for fewer images or a smaller size, or report job "
+                f"{job.id} to your administrator.",
+            }
+        else:
+            outcome = {
+                "to_status": JobStatus.PENDING,
+                "lease_expires_at": now + resend,
+                "error_code": "worker_lost",
+                "error_message": f"Attempt {job.attempts}: the worker stopped responding; "
+                "retrying.",
+            }
         with transaction.atomic():
-            claimed = GenerationJob.objects.filter(
-                id=job.id, status=JobStatus.RUNNING, attempts=job.attempts, lease_expires_at__lt=now
+            moved = job_transition(
+                job_id=job.id,
+                from_status=JobStatus.RUNNING,
+                on_attempt=job.attempts,
+                where={"lease_expires_at__lt": now},
+                **outcome,
             )
-            if job.attempts >= job.max_attempts or job.cancel_requested:
-                status = JobStatus.CANCELED if job.cancel_requested else JobStatus.FAILED
-                message = (
-                    ""
-                    if job.cancel_requested
-                    else f"The worker running this job stopped responding {job.attempts} time(s) "
-                    "(its lease expired each time), so it was given up. Submit it again; if it "
-                    "keeps happening, ask for fewer images or a smaller size, or report job "
-                    f"{job.id} to your administrator."
-                )
-                if claimed.update(
-                    status=status,
-                    finished_at=now,
-                    lease_expires_at=None,
-                    error_code="" if job.cancel_requested else "worker_lost",
-                    error_message=message,
-                ):
-                    job.refresh_from_db()
-                    job_quota_release(job=job)
-                    job_finished_emit(job=job)
-                    counts["failed"] += 1
-            elif claimed.update(
-                status=JobStatus.PENDING,
-                lease_expires_at=now + resend,
-                error_code="worker_lost",
-                error_message=f"Attempt {job.attempts}: the worker stopped responding; retrying.",
-            ):
-                enqueue_generation(job=job)
+            if moved is None:
+                continue
+            if given_up:
+                counts["failed"] += 1
+            else:
+                enqueue_generation(job=moved)
                 counts["requeued"] += 1
     lost = GenerationJob.objects.filter(status=JobStatus.PENDING, lease_expires_at__lt=now)
     for job in lost[:500]:

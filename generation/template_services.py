@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
 
+from tenants.audit import AuditVerb
 from tenants.principal import Principal
 from tenants.roles import Action
 from tenants.services import audit_event_record, require
@@ -160,7 +161,7 @@ def prompt_template_create(
     audit_event_record(
         org=actor.org,
         actor=actor,
-        verb="prompt_template.created",
+        verb=AuditVerb.PROMPT_TEMPLATE_CREATED,
         obj=template,
         after={"application": application, "version": 1},
     )
@@ -221,7 +222,7 @@ def prompt_template_update(
     audit_event_record(
         org=actor.org,
         actor=actor,
-        verb="prompt_template.edited",
+        verb=AuditVerb.PROMPT_TEMPLATE_EDITED,
         obj=template,
         before={"version": latest.version} | {name: before[name] for name in changed},
         after={"version": template.version} | {name: fields[name] for name in changed},

@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from tenants.audit import AuditVerb
 from tenants.models import Organization
 from tenants.services import audit_event_record
 
@@ -185,7 +186,7 @@ def switch_demo_to(name: str, *, previous: str = TINY) -> int:
             audit_event_record(
                 org=org,
                 actor=None,
-                verb="organization.default_model_changed",
+                verb=AuditVerb.ORGANIZATION_DEFAULT_MODEL_CHANGED,
                 obj=org,
                 before={"default_model": previous},
                 after={"default_model": name},

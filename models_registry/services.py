@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from tenants.audit import AuditVerb
 from tenants.principal import Principal
 from tenants.roles import Action
 from tenants.services import audit_event_record, require
@@ -82,7 +83,7 @@ def category_create(
     audit_event_record(
         org=actor.org,
         actor=actor,
-        verb="category.created",
+        verb=AuditVerb.CATEGORY_CREATED,
         obj=category,
         after=_category_snapshot(category),
     )
@@ -107,7 +108,7 @@ def category_update(*, actor: Principal, category: Category, **changes: Any) -> 
         audit_event_record(
             org=actor.org,
             actor=actor,
-            verb="category.updated",
+            verb=AuditVerb.CATEGORY_UPDATED,
             obj=category,
             before=before,
             after=after,
@@ -129,7 +130,7 @@ def category_delete(*, actor: Principal, category: Category) -> None:
     audit_event_record(
         org=actor.org,
         actor=actor,
-        verb="category.deleted",
+        verb=AuditVerb.CATEGORY_DELETED,
         obj=category,
         before=_category_snapshot(category),
     )
@@ -280,7 +281,7 @@ def model_version_register(
         audit_event_record(
             org=org,
             actor=actor,
-            verb="model_version.registered",
+            verb=AuditVerb.MODEL_VERSION_REGISTERED,
             obj=version,
             after={
                 "category": category.slug,
@@ -351,12 +352,19 @@ def _move_alias(
     audit_event_record(
         org=actor.org,
         actor=actor,
-        verb=f"alias.{'promoted' if action == 'promote' else 'rolled_back'}",
+        verb=AuditVerb.ALIAS_PROMOTED if action == "promote" else AuditVerb.ALIAS_ROLLED_BACK,
         obj=category,
         before={"alias": alias, "version": from_version.pk if from_version else None},
         after={"alias": alias, "version": to_version.pk},
     )
     return row
+
+
+def _lock_aliases_of(category: Category) -> None:
+    """Serialize alias moves of one category on its row. Locking the alias row alone is not
+    enough: before a first promotion there is no row to lock, so two first promotions would
+    both insert one and the second would fail on the unique constraint."""
+    Category.objects.select_for_update().filter(pk=category.pk).values_list("pk").first()
 
 
 def _serving_family(category: Category, row: Alias | None) -> str | None:
@@ -389,6 +397,7 @@ def alias_promote(
                 f"'{version.category.slug}', not '{category.slug}'."
             }
         )
+    _lock_aliases_of(category)
     row = Alias.objects.select_for_update().filter(category=category, name=alias).first()
     family = _serving_family(category, row)
     if family is not None and version.base.family != family:
@@ -426,6 +435,7 @@ def alias_rollback(
     require(actor, Action.MANAGE_MODELS)
     _same_org(actor, category)
     _check_alias_name(alias)
+    _lock_aliases_of(category)
     row = Alias.objects.select_for_update().filter(category=category, name=alias).first()
     if row is None:
         raise ValidationError(

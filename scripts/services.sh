@@ -319,6 +319,7 @@ cmd_env() {
     cat <<EOF
 export DATABASE_URL=postgres://postgres@$HOST:$PG_PORT/$DB_NAME
 export CELERY_BROKER_URL=redis://$HOST:$REDIS_PORT/0
+export EASEL_CACHE_URL=redis://$HOST:$REDIS_PORT/1
 export EASEL_STORAGE=s3
 export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY
 export AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY

@@ -1,5 +1,6 @@
-"""Studio-only state: failed sign-in attempts, counted per username and client address so that
-repeated guessing locks that pair out for a while (see ``studio.lockout``)."""
+"""Studio-only state: failed sign-in attempts (studio and admin), counted per username and client
+address and per address, so that repeated guessing or spraying locks out for a while (see
+``studio.lockout``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ class LoginFailure(models.Model):
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["username", "ip", "at"])]
+        indexes = [
+            models.Index(fields=["username", "ip", "at"]),
+            models.Index(fields=["ip", "at"], name="login_failure_ip_at"),
+        ]
         ordering = ["-at"]
 
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from .models import ApiKey, Membership
 from .principal import Principal
+from .selectors import api_key_creator_role
 
 SESSION_ORG_KEY = "easel_org_id"
 ORG_HEADER = "HTTP_X_EASEL_ORGANIZATION"
@@ -23,7 +24,12 @@ def principal_for_request(request: HttpRequest) -> Principal | None:
 def _resolve(request: HttpRequest) -> Principal | None:
     auth = getattr(request, "auth", None)
     if isinstance(auth, ApiKey):
-        return Principal(org=auth.organization, api_key=auth, team=auth.team)
+        creator_role = api_key_creator_role(api_key=auth)
+        if creator_role is None:  # the creator left after the key was authenticated
+            return None
+        return Principal(
+            org=auth.organization, api_key=auth, team=auth.team, key_creator_role=creator_role
+        )
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None

@@ -6,10 +6,14 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from .audit import AuditVerb
 from .roles import Role
+
+MAX_API_KEY_LIFETIME_DAYS = 3650  # the longest cap an owner may set: ten years
 
 
 class Organization(models.Model):
@@ -18,6 +22,15 @@ class Organization(models.Model):
     # Name of the base model (or "version:<id>") used when a request names neither model nor
     # category. The demo switches from "tiny" to "shapes" once the shapes build is ready.
     default_model = models.CharField(max_length=120, default="tiny")
+    # Longest an API key of this organization may live; null: no limit (keys may also never
+    # expire). Checked when a key is created (tenants.services.api_key_create).
+    api_key_max_lifetime_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_API_KEY_LIFETIME_DAYS)],
+        help_text="Longest an API key may live, in days; empty for no limit. "
+        "When set, every new key must have an expiry within it.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -74,8 +87,15 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=16, unique=True)
     secret_hash = models.CharField(max_length=64)
     scopes = models.JSONField(default=list)
+    # The person answerable for the key: its actions never exceed their current role's, and it
+    # stops working when they leave. A key minted by a key names the person behind that key.
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The key that minted this one (``manage_keys``), if any: this key expires no later than it
+    # and is revoked with it.
+    created_by_api_key = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="created_keys"
     )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -105,7 +125,7 @@ class AuditEvent(models.Model):
     actor_api_key = models.ForeignKey(
         ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    verb = models.CharField(max_length=80, db_index=True)
+    verb = models.CharField(max_length=80, db_index=True, choices=AuditVerb.choices)
     object_type = models.CharField(max_length=80, db_index=True)
     object_id = models.CharField(max_length=64, blank=True)
     before = models.JSONField(null=True, blank=True)
@@ -126,8 +146,9 @@ class AuditEvent(models.Model):
 class IdempotencyRecord(models.Model):
     """The first response to a create sent with an ``Idempotency-Key`` (see tenants/idempotency.py).
 
-    Inserting the ``in_progress`` row is the lock: the unique constraint on (organization, key)
-    lets exactly one request run the handler.
+    Inserting the ``in_progress`` row is the lock: the unique constraint on (organization,
+    scope, key) lets exactly one request run the handler. ``scope`` is whose key it is
+    (``key:<api key id>`` or ``user:<user id>``), so principals never share responses.
     """
 
     class State(models.TextChoices):
@@ -137,6 +158,7 @@ class IdempotencyRecord(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="idempotency_records"
     )
+    scope = models.CharField(max_length=64, default="")
     key = models.CharField(max_length=255)
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=500)
@@ -151,7 +173,7 @@ class IdempotencyRecord(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "key"], name="idempotency_key_unique_per_org"
+                fields=["organization", "scope", "key"], name="idempotency_key_unique_per_scope"
             )
         ]
 

@@ -20,11 +20,15 @@ class Principal:
     api_key: ApiKey | None = None
     role: str | None = None  # a member's role; None for an API key
     team: Team | None = None
+    # For an API key: the current role of the person who created it. The key does at most what
+    # both its scopes and that role allow, so demoting its creator narrows the key at once.
+    key_creator_role: str | None = None
 
     @property
     def actions(self) -> frozenset[str]:
         if self.api_key is not None:
-            return frozenset(self.api_key.scopes)
+            ceiling = ROLE_ACTIONS.get(self.key_creator_role or "", frozenset())
+            return frozenset(self.api_key.scopes) & ceiling
         return ROLE_ACTIONS.get(self.role or "", frozenset())
 
     def can(self, action: str) -> bool:

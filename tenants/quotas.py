@@ -29,8 +29,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
-from rest_framework import exceptions, status
 
+from .audit import AuditVerb
+from .errors import LimitExceeded
 from .models import Organization, Quota, Team, UsageRecord
 from .principal import Principal
 from .roles import Action
@@ -81,8 +82,10 @@ class Reservation:
     state: str
 
 
-class QuotaExceeded(Exception):  # noqa: N818 - the name is the interface the callers use
+class QuotaExceeded(LimitExceeded):
     """A reservation would pass a limit. ``scope`` is "organization" or "team <slug>"."""
+
+    code = "quota_exceeded"
 
     def __init__(
         self,
@@ -100,37 +103,14 @@ class QuotaExceeded(Exception):  # noqa: N818 - the name is the interface the ca
         self.requested = requested
         self.resets_at = resets_at
         self.scope = scope
-        super().__init__(self.message)
-
-    @property
-    def message(self) -> str:
-        unit = "images per day" if self.limit_name == "images_per_day" else "GPU-seconds per month"
-        return (
-            f"Quota exceeded: the {self.scope} limit is {self.limit:g} {unit}; "
-            f"{self.used:g} used or reserved, {self.requested:g} requested. It resets at "
-            f"{self.resets_at.isoformat().replace('+00:00', 'Z')}; retry then, request fewer, "
-            "or ask an organization owner to raise the quota."
+        unit = "images per day" if limit_name == "images_per_day" else "GPU-seconds per month"
+        super().__init__(
+            f"Quota exceeded: the {scope} limit is {limit:g} {unit}; "
+            f"{used:g} used or reserved, {requested:g} requested. It resets at "
+            f"{resets_at.isoformat().replace('+00:00', 'Z')}; retry then, request fewer, "
+            "or ask an organization owner to raise the quota.",
+            retry_after=math.ceil((resets_at - timezone.now()).total_seconds()),
         )
-
-    @property
-    def retry_after_seconds(self) -> int:
-        return max(1, math.ceil((self.resets_at - timezone.now()).total_seconds()))
-
-
-class QuotaExceededError(exceptions.APIException):
-    """The API form of ``QuotaExceeded``: 429 in the error format with ``Retry-After``.
-
-    In a view: ``except QuotaExceeded as exc: raise QuotaExceededError(exc) from exc``.
-    """
-
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_code = "quota_exceeded"
-    default_detail = "Quota exceeded."
-
-    def __init__(self, exceeded: QuotaExceeded) -> None:
-        super().__init__(exceeded.message, code="quota_exceeded")
-        self.exceeded = exceeded
-        self.wait = exceeded.retry_after_seconds  # DRF's handler turns this into Retry-After
 
 
 # --- Reads ---------------------------------------------------------------------------------------
@@ -372,7 +352,7 @@ def quota_set(
     audit_event_record(
         org=org,
         actor=actor,
-        verb="quota.set",
+        verb=AuditVerb.QUOTA_SET,
         obj=quota,
         before=before,
         after={**_quota_dict(quota), "team": team.slug if team else None},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
@@ -17,7 +18,8 @@ def get_for_org(queryset: QuerySet[M], *, org: Organization, **lookup: object) -
     """Return the one row matching ``lookup`` inside ``org`` or raise the same ``Http404``."""
     try:
         return queryset.get(organization=org, **lookup)
-    except (queryset.model.DoesNotExist, ValueError, TypeError):
+    # A malformed id (ValidationError for a UUID) names no row either: the same 404.
+    except (queryset.model.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.") from None
 
 
@@ -44,6 +46,20 @@ def api_key_list_for_org(*, org: Organization) -> QuerySet[ApiKey]:
 
 def audit_event_list_for_org(*, org: Organization) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(organization=org).select_related("actor_user", "actor_api_key")
+
+
+def api_key_creator_role(*, api_key: ApiKey) -> str | None:
+    """The current role in the key's organization of the person who created ``api_key``;
+    ``None`` when they are gone or no longer a member (the key must then stop working)."""
+    if api_key.created_by_id is None:
+        return None
+    return (
+        Membership.objects.filter(
+            organization_id=api_key.organization_id, user_id=api_key.created_by_id
+        )
+        .values_list("role", flat=True)
+        .first()
+    )
 
 
 def memberships_for_user(*, user: object) -> QuerySet[Membership]:

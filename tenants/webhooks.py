@@ -39,6 +39,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from .audit import AuditVerb
 from .models import (
     Organization,
     Team,
@@ -227,7 +228,7 @@ def webhook_endpoint_create(
         audit_event_record(
             org=actor.org,
             actor=actor,
-            verb="webhook.created",
+            verb=AuditVerb.WEBHOOK_CREATED,
             obj=endpoint,
             after={"url": url, "events": events, "team": team.slug if team else None},
         )
@@ -245,7 +246,7 @@ def webhook_endpoint_deactivate(*, actor: Principal, endpoint: WebhookEndpoint) 
         audit_event_record(
             org=actor.org,
             actor=actor,
-            verb="webhook.deactivated",
+            verb=AuditVerb.WEBHOOK_DEACTIVATED,
             obj=endpoint,
             before={"active": True},
             after={"active": False},
@@ -323,7 +324,7 @@ def webhook_delivery_redeliver(*, actor: Principal, delivery: WebhookDelivery) -
     audit_event_record(
         org=delivery.organization,
         actor=actor,
-        verb="webhook_delivery.redelivered",
+        verb=AuditVerb.WEBHOOK_DELIVERY_REDELIVERED,
         obj=delivery,
         before=before,
         after={"status": delivery.status},

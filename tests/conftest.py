@@ -33,6 +33,14 @@ def require_service(name: str, reason: str) -> None:
     pytest.skip(f"{name} not configured: {reason}")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with no rate-limit history (ids repeat after a rolled-back test)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def org_a(db):  # type: ignore[no-untyped-def]
     return make_org("acme")

@@ -178,6 +178,25 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # so a long task is never handed to a second worker while the first still runs it.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 15 * 60}
 
+# --- Cache: rate-limit counters and waiting slots (Redis so every web process counts together) ---
+EASEL_CACHE_URL = env.str("EASEL_CACHE_URL", default="locmem://")
+if EASEL_CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": EASEL_CACHE_URL,
+            "KEY_PREFIX": "easel",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Rate limits (DRF's "N/s|m|h|d"; empty turns one off), answered with 429 and Retry-After.
+EASEL_RATE_LIMIT_PER_KEY = env.str("EASEL_RATE_LIMIT_PER_KEY", default="1200/min")
+EASEL_RATE_LIMIT_WRITES_PER_KEY = env.str("EASEL_RATE_LIMIT_WRITES_PER_KEY", default="600/min")
+EASEL_RATE_LIMIT_PER_ORG = env.str("EASEL_RATE_LIMIT_PER_ORG", default="6000/min")
+# At most this many requests of one organization hold a web worker in `Prefer: wait` at once.
+EASEL_MAX_WAITERS_PER_ORG = env.int("EASEL_MAX_WAITERS_PER_ORG", default=4)
+
 # --- REST framework and OpenAPI ------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -188,8 +207,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tenants.api.schema.EaselAutoSchema",
     "EXCEPTION_HANDLER": "tenants.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "tenants.api.throttling.PrincipalRateThrottle",
+        "tenants.api.throttling.CreateRateThrottle",
+        "tenants.api.throttling.OrganizationRateThrottle",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -216,6 +240,10 @@ EASEL_BUILD_CACHE_DIR = Path(
 )
 EASEL_PIPELINE_CACHE_SIZE = env.int("EASEL_PIPELINE_CACHE_SIZE", default=2)
 EASEL_REQUIRE_SERVICES = env.bool("EASEL_REQUIRE_SERVICES", default=False)
+# Bearer token that lets probes and monitors read /readyz (as staff sessions can); empty: staff.
+EASEL_READINESS_TOKEN = _secret("EASEL_READINESS_TOKEN", default="") or ""
+# seed_demo makes people with a published password: only local.py and test.py turn this on.
+EASEL_DEMO_SEED_ALLOWED = False
 EASEL_API_KEY_PREFIX = "esl"
 
 # Generation jobs: images per pipeline call (compatible jobs are batched up to this), how long a
@@ -246,6 +274,9 @@ if not isinstance(EASEL_PROVIDERS, dict):
 
 # Idempotency keys are kept at least this long (Stripe keeps them 24 h); a periodic task purges.
 EASEL_IDEMPOTENCY_TTL_HOURS = env.int("EASEL_IDEMPOTENCY_TTL_HOURS", default=48)
+# An in_progress key older than this was left by a request that died before committing anything
+# (the response is saved in the handler's transaction), so the next request may take it over.
+EASEL_IDEMPOTENCY_LOCK_SECONDS = env.int("EASEL_IDEMPOTENCY_LOCK_SECONDS", default=120)
 # Webhooks: per-operation socket timeout (seconds), attempts before a delivery fails, and whether
 # URLs may point at private/loopback addresses (never at link-local/metadata ones). Keep it off in
 # production; turn it on to send webhooks to a receiver on your own machine or network.

@@ -10,3 +10,5 @@ STORAGES["staticfiles"] = {  # noqa: F405
 }
 # WhiteNoise serves from the app folders here; an existing (empty) root keeps it from warning.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+# seed_demo's published demo passwords are fine on a laptop and in tests, never in production.
+EASEL_DEMO_SEED_ALLOWED = True

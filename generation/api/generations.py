@@ -2,7 +2,10 @@
 
 ``Prefer: wait=N`` (N ≤ 60; a bare ``wait`` means 60) holds a create open until the job finishes
 or N seconds pass: a finished job comes back as 200 with ``Preference-Applied: wait=N``, otherwise
-the usual 202. Every create honours ``Idempotency-Key`` (tenants.idempotency).
+the usual 202. Waiting takes one of the organization's waiting slots
+(``EASEL_MAX_WAITERS_PER_ORG``); with none free the create answers 202 at once. Every create
+honours ``Idempotency-Key`` (tenants.api.idempotency): the create is saved under the key, and the
+wait (a read) happens after its commit, for a replay as much as for the first request.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.api.base import CreatedCursorPagination, OrgScopedMixin
-from tenants.idempotency import HEADER as IDEMPOTENCY_HEADER
-from tenants.idempotency import idempotent
+from tenants.api.base import CreatedCursorPagination, OrgScopedMixin, ResponseModelSerializer
+from tenants.api.filters import UtcIsoDateTimeFilter
+from tenants.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from tenants.api.idempotency import with_idempotency
+from tenants.api.schema import error_response
+from tenants.api.throttling import waiting_slot
 from tenants.models import Organization
-from tenants.quotas import QuotaExceeded, QuotaExceededError
 from tenants.roles import Action
 
 from .. import selectors, services
@@ -53,10 +58,10 @@ class GenerationCreateSerializer(GenerationRequestSerializer):
     )
 
 
-class GenerationJobSerializer(serializers.ModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    base_model = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    model_version = serializers.PrimaryKeyRelatedField(read_only=True)
+class GenerationJobSerializer(ResponseModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    base_model = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    model_version = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     template = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     images = ImageSerializer(many=True, read_only=True)
@@ -115,8 +120,8 @@ class GenerationFilter(django_filters.FilterSet):
     template = django_filters.CharFilter(field_name="template__application")
     template_version = django_filters.NumberFilter()
     model_version = django_filters.NumberFilter(field_name="model_version_id")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     created_on = django_filters.DateFilter(field_name="created_at", lookup_expr="date")
 
     class Meta:
@@ -139,7 +144,13 @@ class GenerationViewSet(
 
     @extend_schema(
         request=GenerationCreateSerializer,
-        responses={200: GenerationJobSerializer, 202: GenerationJobSerializer},
+        responses={
+            200: GenerationJobSerializer,
+            202: GenerationJobSerializer,
+            429: error_response(
+                "The organization's or team's quota, or a rate limit, would be passed."
+            ),
+        },
         parameters=[
             OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER),
             OpenApiParameter(
@@ -147,33 +158,39 @@ class GenerationViewSet(
             ),
         ],
     )
-    @idempotent
     def create(self, request: Request) -> Response:
+        response = with_idempotency(request, lambda: self._submit(request), view=self)
+        wait = prefer_wait_seconds(request.headers.get("Prefer"))
+        if not wait or response.status_code != status.HTTP_202_ACCEPTED:
+            return response
+        org = request.principal.org
+        with waiting_slot(org_id=org.pk) as may_wait:
+            if not may_wait:
+                return response
+            job = selectors.get_generation_job_for_org(org=org, job_id=response.data["id"])
+            job = self._wait_for(job, seconds=wait)
+        if not job.is_finished:
+            return response
+        body = GenerationJobSerializer(job, context=self.get_serializer_context()).data
+        headers = {name: value for name, value in response.items() if name != "Content-Type"}
+        headers["Preference-Applied"] = f"wait={wait}"
+        return Response(body, status=status.HTTP_200_OK, headers=headers)
+
+    def _submit(self, request: Request) -> Response:
         s = GenerationCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         data = dict(s.validated_data)
         priority = data.pop("priority")
-        try:
-            job = services.generation_job_create(
-                actor=request.principal,
-                data=data,
-                priority=priority,
-                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, ""),
-            )
-        except QuotaExceeded as exc:
-            raise QuotaExceededError(exc) from exc
+        job = services.generation_job_create(
+            actor=request.principal,
+            data=data,
+            priority=priority,
+            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, ""),
+        )
         headers = {"Location": reverse("v1:generation-detail", args=[job.pk])}
-        wait = prefer_wait_seconds(request.headers.get("Prefer"))
-        code = status.HTTP_202_ACCEPTED
-        if wait:
-            job = self._wait_for(job, seconds=wait)
-            if job.is_finished:
-                code = status.HTTP_200_OK
-                headers["Preference-Applied"] = f"wait={wait}"
-        else:
-            job = selectors.get_generation_job_for_org(org=request.principal.org, job_id=job.pk)
+        job = selectors.get_generation_job_for_org(org=request.principal.org, job_id=job.pk)
         body = GenerationJobSerializer(job, context=self.get_serializer_context()).data
-        return Response(body, status=code, headers=headers)
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
     def _wait_for(self, job: GenerationJob, *, seconds: int) -> GenerationJob:
         deadline = time.monotonic() + seconds
@@ -186,7 +203,13 @@ class GenerationViewSet(
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.5)
 
-    @extend_schema(request=None, responses=GenerationJobSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: GenerationJobSerializer,
+            409: error_response("The job has already finished; there is nothing to cancel."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         job = services.generation_job_cancel(actor=request.principal, job=self.get_object())

@@ -9,26 +9,25 @@ that needs no other credential (like a presigned URL).
 from __future__ import annotations
 
 import mimetypes
-from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpResponseRedirect
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from tenants.api.base import OrgScopedMixin
+from tenants.api.base import OrgScopedMixin, ResponseModelSerializer
 from tenants.models import Organization
 
 from .. import selectors, storage
 from ..models import GeneratedImage
 
 
-class ImageSerializer(serializers.ModelSerializer):
+class ImageSerializer(ResponseModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True)
     url = serializers.SerializerMethodField(help_text="Short-lived download URL of the PNG.")
     thumbnail_url = serializers.SerializerMethodField(help_text="Short-lived URL of a thumbnail.")
@@ -75,7 +74,8 @@ class ImageSerializer(serializers.ModelSerializer):
         link = self._url(obj.thumbnail_key)
         return self._absolute(link.url) if link else None
 
-    def get_url_expires_at(self, obj: GeneratedImage) -> Any:
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_url_expires_at(self, obj: GeneratedImage) -> str | None:
         link = self._url(obj.storage_key)
         return link.expires_at.isoformat() if link else None
 

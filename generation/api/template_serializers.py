@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from tenants.api.base import StrictSerializer
+from tenants.api.base import ResponseModelSerializer, StrictSerializer
 
 from ..models import PromptTemplate
 from ..protocol import MAX_NEGATIVE_PROMPT_CHARS, MAX_VARIABLE_CHARS, ProtocolParamsSerializer
@@ -19,11 +19,13 @@ from ..template_services import (
 from ..templates import template_variables
 
 
-class PromptTemplateSerializer(serializers.ModelSerializer):
+class PromptTemplateSerializer(ResponseModelSerializer):
     variables = serializers.SerializerMethodField(
         help_text="The {variables} the text uses, in order of first use."
     )
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = PromptTemplate

@@ -110,6 +110,8 @@ class GenerationJob(models.Model):
             models.Index(fields=["organization", "-created_at"]),
             models.Index(fields=["status", "priority", "batch_key", "created_at"]),
             models.Index(fields=["status", "lease_expires_at"]),
+            # The fair-share scheduler: when was each organization last served, per priority.
+            models.Index(fields=["organization", "priority", "started_at"]),
         ]
 
     def __str__(self) -> str:

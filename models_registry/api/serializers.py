@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from tenants.api.base import StrictSerializer
+from tenants.api.base import ResponseModelSerializer, StrictSerializer
 
 from ..models import AliasHistory, AliasName, BaseModel, Category, ModelVersion
 from ..selectors import version_lineage
@@ -20,7 +20,7 @@ def _actor(user: Any, api_key: Any) -> dict[str, Any] | None:
     return None
 
 
-class BaseModelSerializer(serializers.ModelSerializer):
+class BaseModelSerializer(ResponseModelSerializer):
     class Meta:
         model = BaseModel
         fields = [
@@ -37,8 +37,8 @@ class BaseModelSerializer(serializers.ModelSerializer):
         ]
 
 
-class CategorySerializer(serializers.ModelSerializer):
-    base_model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+class CategorySerializer(ResponseModelSerializer):
+    base_model = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     aliases = serializers.SerializerMethodField()
 
     class Meta:
@@ -78,13 +78,13 @@ class CategoryUpdateSerializer(CategoryCreateSerializer):
     name = serializers.CharField(max_length=200, required=False)
 
 
-class VersionRefSerializer(serializers.ModelSerializer):
+class VersionRefSerializer(ResponseModelSerializer):
     class Meta:
         model = ModelVersion
         fields = ["id", "label", "kind", "status", "created_at"]
 
 
-class ModelVersionSerializer(serializers.ModelSerializer):
+class ModelVersionSerializer(ResponseModelSerializer):
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     base = serializers.SlugRelatedField(slug_field="name", read_only=True)
     family = serializers.CharField(source="base.family", read_only=True)
@@ -137,7 +137,7 @@ class RollbackSerializer(StrictSerializer):
     alias = serializers.ChoiceField(choices=AliasName.choices, default=AliasName.PRODUCTION)
 
 
-class AliasHistorySerializer(serializers.ModelSerializer):
+class AliasHistorySerializer(ResponseModelSerializer):
     alias = serializers.CharField(source="alias_name")
     from_version = VersionRefSerializer(allow_null=True)
     to_version = VersionRefSerializer(allow_null=True)

@@ -8,15 +8,25 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenants.api.base import CreatedCursorPagination, OrgScopedMixin
+from tenants.api.schema import error_response
 from tenants.models import Organization
 from tenants.roles import Action
 
 from .. import selectors, services
-from ..models import AliasHistory, BaseModel, Category, ModelVersion, VersionKind, VersionStatus
+from ..models import (
+    AliasHistory,
+    AliasName,
+    BaseModel,
+    Category,
+    ModelVersion,
+    VersionKind,
+    VersionStatus,
+)
 from .serializers import (
     AliasHistorySerializer,
     BaseModelSerializer,
@@ -84,6 +94,12 @@ class CategoryViewSet(OrgScopedMixin, viewsets.ModelViewSet):
         )
         return Response(CategorySerializer(category).data)
 
+    @extend_schema(
+        responses={
+            204: None,
+            400: error_response("The category has model versions; it can be renamed instead."),
+        }
+    )
     def destroy(self, request: Request, slug: str) -> Response:
         services.category_delete(actor=request.principal, category=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -128,7 +144,7 @@ class CategoryViewSet(OrgScopedMixin, viewsets.ModelViewSet):
                 "results": AliasHistorySerializer(many=True),
             },
         ),
-        parameters=[OpenApiParameter("alias", str, enum=["production", "staging"])],
+        parameters=[OpenApiParameter("alias", str, enum=AliasName.values)],
     )
     @action(detail=True, methods=["get"], url_path="alias-history")
     def alias_history(self, request: Request, slug: str) -> Response:
@@ -137,6 +153,8 @@ class CategoryViewSet(OrgScopedMixin, viewsets.ModelViewSet):
         rows: QuerySet[AliasHistory] = selectors.alias_history_for_category(category=category)
         alias = request.query_params.get("alias")
         if alias:
+            if alias not in AliasName.values:
+                raise ValidationError({"alias": f"Use one of: {', '.join(AliasName.values)}."})
             rows = rows.filter(alias_name=alias)
         paginator = AliasHistoryPagination()
         page = paginator.paginate_queryset(rows, request, view=self)

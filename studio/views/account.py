@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 from django.contrib.auth import login, logout
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -21,11 +18,7 @@ from tenants.selectors import memberships_for_user
 
 from .. import dashboard
 from ..access import render_page, studio_view
-from ..lockout import login_failure_record, login_failures_clear, login_locked_until
-
-
-def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+from ..lockout import client_address, login_failure_record, login_failures_clear, login_lockout
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -48,16 +41,11 @@ def login_view(request: HttpRequest) -> HttpResponse:
     locked_message = ""
     if request.method == "POST":
         username = request.POST.get("username", "")
-        ip = _client_ip(request)
-        locked_until = login_locked_until(username=username, ip=ip)
-        if locked_until is not None:
-            minutes = max(1, math.ceil((locked_until - timezone.now()).total_seconds() / 60))
+        ip = client_address(request)
+        lockout = login_lockout(username=username, ip=ip)
+        if lockout is not None:
             form = AuthenticationForm(request, initial={"username": username})
-            locked_message = (
-                "Too many failed sign-ins for this username from your address. "
-                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, "
-                "or ask an administrator to reset your password."
-            )
+            locked_message = lockout.message()
             status = 429
         elif form.is_valid():
             login_failures_clear(username=username, ip=ip)

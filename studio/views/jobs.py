@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from generation.selectors import generation_job_list_for_org, get_generation_job_for_org
 from generation.services import generation_job_cancel
-from tenants.api.errors import Conflict
+from tenants.errors import Conflict
 from tenants.roles import Action
 
 from ..access import render_page, studio_view
@@ -54,7 +54,7 @@ def job_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
     try:
         generation_job_cancel(actor=request.principal, job=job)
     except Conflict as exc:
-        messages.error(request, str(exc.detail))
+        messages.error(request, exc.message)
     else:
         messages.success(request, "Cancel requested.")
     return redirect("studio:job_detail", job_id=job.pk)

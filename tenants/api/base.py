@@ -1,5 +1,5 @@
-"""Shared API building blocks: strict serializers (unknown fields are an error), tenant-scoped
-generic views and cursor pagination."""
+"""Shared API building blocks: strict serializers (unknown fields are an error), response-only
+model serializers, tenant-scoped generic views and cursor pagination."""
 
 from __future__ import annotations
 
@@ -22,6 +22,18 @@ class StrictSerializer(serializers.Serializer):
 
 class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
     pass
+
+
+class ResponseModelSerializer(serializers.ModelSerializer):
+    """A model serializer that only ever writes responses (input has its own serializers): every
+    field is read-only, so the OpenAPI schema marks each one ``readOnly`` and required, which is
+    what a response is: every field present, ``null`` where the schema says ``nullable``."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for field in fields.values():
+            field.read_only = True
+        return fields
 
 
 class CreatedCursorPagination(pagination.CursorPagination):

@@ -1,4 +1,9 @@
-"""One error format for every 4xx: ``{"error": {"code", "message", "fields"}}``."""
+"""One error format for every 4xx: ``{"error": {"code", "message", "fields"}}``.
+
+The one place where errors become HTTP: DRF's own exceptions, Django's ``ValidationError``,
+``PermissionDenied`` and ``Http404``, and the domain's ``ApplicationError`` family
+(``tenants.errors``), whose class decides the status code below.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,22 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from ..errors import ApplicationError, Conflict, LimitExceeded
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-    default_detail = "The request conflicts with the current state."
+# Most specific first: the first class an error is an instance of gives its status.
+STATUS_FOR_ERROR: tuple[tuple[type[ApplicationError], int], ...] = (
+    (LimitExceeded, status.HTTP_429_TOO_MANY_REQUESTS),
+    (Conflict, status.HTTP_409_CONFLICT),
+    (ApplicationError, status.HTTP_400_BAD_REQUEST),
+)
+
+
+def application_error_response(exc: ApplicationError) -> Response:
+    status_code = next(code for cls, code in STATUS_FOR_ERROR if isinstance(exc, cls))
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, LimitExceeded) else None
+    return Response(
+        error_body(exc.code, exc.message, exc.fields), status=status_code, headers=headers
+    )
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -49,6 +65,8 @@ def _first_message(fields: dict[str, Any]) -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        return application_error_response(exc)
     if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         exc = PayloadTooLarge(f"Request body is larger than {limit} bytes.")

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from ..models import Quota, WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from ..webhooks import WEBHOOK_EVENTS
-from .base import StrictSerializer
+from .base import ResponseModelSerializer, StrictSerializer
 
 # --- Usage and quotas ----------------------------------------------------------------------------
 
@@ -37,7 +37,7 @@ class UsageSerializer(serializers.Serializer):
     teams = TeamUsageSerializer(many=True)
 
 
-class QuotaSerializer(serializers.ModelSerializer):
+class QuotaSerializer(ResponseModelSerializer):
     team = serializers.SerializerMethodField()
 
     class Meta:
@@ -65,9 +65,11 @@ class QuotaSetSerializer(StrictSerializer):
 # --- Webhooks ------------------------------------------------------------------------------------
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer):
+class WebhookEndpointSerializer(ResponseModelSerializer):
     team = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = WebhookEndpoint
@@ -111,13 +113,13 @@ class WebhookEndpointCreateSerializer(StrictSerializer):
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
-class WebhookDeliveryAttemptSerializer(serializers.ModelSerializer):
+class WebhookDeliveryAttemptSerializer(ResponseModelSerializer):
     class Meta:
         model = WebhookDeliveryAttempt
         fields = ["number", "at", "status_code", "error", "duration_ms"]
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(ResponseModelSerializer):
     webhook = serializers.IntegerField(source="endpoint_id", read_only=True)
     attempt_log = WebhookDeliveryAttemptSerializer(source="log", many=True, read_only=True)
 

@@ -6,12 +6,28 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..models import ApiKey, AuditEvent, Team
+from ..models import MAX_API_KEY_LIFETIME_DAYS, ApiKey, AuditEvent, Organization, Team
 from ..roles import Action
-from .base import StrictSerializer
+from .base import ResponseModelSerializer, StrictSerializer
 
 
-class TeamSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(ResponseModelSerializer):
+    class Meta:
+        model = Organization
+        fields = ["id", "slug", "name", "default_model", "api_key_max_lifetime_days", "created_at"]
+
+
+class OrganizationSettingsSerializer(StrictSerializer):
+    api_key_max_lifetime_days = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_API_KEY_LIFETIME_DAYS,
+        allow_null=True,
+        help_text="Longest a new API key may live, in days; null for no limit. When set, every "
+        "new key needs an `expires_at` within it.",
+    )
+
+
+class TeamSerializer(ResponseModelSerializer):
     class Meta:
         model = Team
         fields = ["id", "name", "slug", "created_at"]
@@ -22,9 +38,11 @@ class TeamCreateSerializer(StrictSerializer):
     slug = serializers.SlugField(max_length=80)
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(ResponseModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, default=None, allow_null=True
+    )
     active = serializers.SerializerMethodField()
 
     class Meta:
@@ -63,7 +81,7 @@ class ApiKeyCreateSerializer(StrictSerializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(ResponseModelSerializer):
     actor = serializers.SerializerMethodField()
 
     class Meta:

@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .usage import QuotaView, UsageView
-from .views import ApiKeyViewSet, AuditEventViewSet, MeView, TeamViewSet
+from .views import ApiKeyViewSet, AuditEventViewSet, MeView, OrganizationView, TeamViewSet
 from .webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -14,6 +14,7 @@ router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
+    path("organization", OrganizationView.as_view(), name="organization"),
     path("usage", UsageView.as_view(), name="usage"),
     path("quotas", QuotaView.as_view(), name="quotas"),
     *router.urls,

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from .. import quotas, selectors
 from ..roles import Action
 from .infra_serializers import QuotaSerializer, QuotaSetSerializer, UsageSerializer
+from .schema import NO_SUCH_TEAM, error_response
 
 
 class UsageView(APIView):
@@ -31,7 +32,10 @@ class QuotaView(APIView):
         rows = quotas.quota_list_for_org(org=request.principal.org)
         return Response(QuotaSerializer(rows, many=True).data)
 
-    @extend_schema(request=QuotaSetSerializer, responses=QuotaSerializer)
+    @extend_schema(
+        request=QuotaSetSerializer,
+        responses={200: QuotaSerializer, 404: error_response(NO_SUCH_TEAM)},
+    )
     def put(self, request: Request) -> Response:
         s = QuotaSetSerializer(data=request.data)
         s.is_valid(raise_exception=True)

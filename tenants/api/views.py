@@ -1,4 +1,4 @@
-"""Tenancy endpoints: who am I, teams, API keys, audit events."""
+"""Tenancy endpoints: who am I, the organization's settings, teams, API keys, audit events."""
 
 from __future__ import annotations
 
@@ -16,12 +16,16 @@ from .. import selectors, services
 from ..models import ApiKey, AuditEvent, Organization, Team
 from ..roles import Action
 from .base import CreatedCursorPagination, OrgScopedMixin
+from .filters import UtcIsoDateTimeFilter
+from .schema import NO_SUCH_TEAM, error_response
 from .serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeySerializer,
     AuditEventSerializer,
     MeSerializer,
+    OrganizationSerializer,
+    OrganizationSettingsSerializer,
     TeamCreateSerializer,
     TeamSerializer,
 )
@@ -40,6 +44,26 @@ class MeView(APIView):
             "actions": sorted(p.actions),
         }
         return Response(MeSerializer(data).data)
+
+
+class OrganizationView(APIView):
+    """The requesting principal's organization and its settings (owners change them)."""
+
+    required_actions = {"get": Action.VIEW, "patch": Action.MANAGE_ORG}
+    http_method_names = ["get", "patch", "options"]
+
+    @extend_schema(responses=OrganizationSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(OrganizationSerializer(request.principal.org).data)
+
+    @extend_schema(request=OrganizationSettingsSerializer, responses=OrganizationSerializer)
+    def patch(self, request: Request) -> Response:
+        s = OrganizationSettingsSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        org = services.organization_api_key_max_lifetime_set(
+            actor=request.principal, **s.validated_data
+        )
+        return Response(OrganizationSerializer(org).data)
 
 
 class TeamViewSet(
@@ -72,7 +96,10 @@ class ApiKeyViewSet(
     def scoped_queryset(self, org: Organization) -> QuerySet[ApiKey]:
         return selectors.api_key_list_for_org(org=org)
 
-    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
+    @extend_schema(
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer, 404: error_response(NO_SUCH_TEAM)},
+    )
     def create(self, request: Request) -> Response:
         s = ApiKeyCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -107,8 +134,8 @@ class ApiKeyViewSet(
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="at", lookup_expr="lt")
     verb = django_filters.CharFilter()
     object_type = django_filters.CharFilter()
     object_id = django_filters.CharFilter()

@@ -17,17 +17,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import selectors, webhooks
-from ..idempotency import HEADER as IDEMPOTENCY_HEADER
-from ..idempotency import idempotent
 from ..models import Organization, WebhookDelivery, WebhookEndpoint
 from ..roles import Action
 from .base import CreatedCursorPagination, OrgScopedMixin
+from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .idempotency import idempotent
 from .infra_serializers import (
     WebhookDeliverySerializer,
     WebhookEndpointCreatedSerializer,
     WebhookEndpointCreateSerializer,
     WebhookEndpointSerializer,
 )
+from .schema import NO_SUCH_TEAM, error_response
 
 
 class WebhookEndpointViewSet(
@@ -48,7 +49,7 @@ class WebhookEndpointViewSet(
 
     @extend_schema(
         request=WebhookEndpointCreateSerializer,
-        responses={201: WebhookEndpointCreatedSerializer},
+        responses={201: WebhookEndpointCreatedSerializer, 404: error_response(NO_SUCH_TEAM)},
         parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER)],
     )
     @idempotent

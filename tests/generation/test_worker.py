@@ -1,13 +1,12 @@
 """The GPU worker in-process: claim, batching, storage with metadata, cancel, retries, reaper.
 
-The pipeline comes from the tiny model on disk. Until the registry's pipeline cache
-(``generation.engine.cache``) lands, ``_pipeline_for`` is replaced by a stand-in that loads the
-same folder once per test session; everything else (claim, batch, store, finish) is the real code.
+The pipeline comes from the tiny model on disk, loaded once per test session (``local_pipeline``
+in conftest.py stands in for the registry's pipeline cache, which tests/generation/
+test_worker_adapters.py exercises); everything else (claim, batch, store, finish) is the real code.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 from datetime import timedelta
 from unittest import mock
@@ -25,36 +24,7 @@ from tenants.models import UsageRecord
 BASE = {"prompt": "a red apple", "model": "tiny", "steps": 2, "seed": 11}
 
 
-@pytest.fixture(scope="session")
-def tiny_pipe(tiny_pipeline_dir):
-    import torch
-    from diffusers import StableDiffusionPipeline
-
-    torch.set_num_threads(2)
-    return StableDiffusionPipeline.from_pretrained(tiny_pipeline_dir)
-
-
-@pytest.fixture(autouse=True)
-def local_pipeline(tiny_pipe, settings):
-    settings.EASEL_CANCEL_POLL_SECONDS = 0  # look for cancels after every step
-    settings.EASEL_WORKER_DRAIN_SECONDS = 0  # one task, one batch (drain has its own test)
-
-    @contextlib.contextmanager
-    def stand_in(job):
-        yield tiny_pipe
-
-    with mock.patch.object(worker, "_pipeline_for", stand_in):
-        yield
-
-
-@pytest.fixture
-def enqueued():
-    sent: list[str] = []
-    with mock.patch(
-        "generation.tasks.enqueue_generation",
-        side_effect=lambda *, job, countdown=None: sent.append(str(job.id)),
-    ):
-        yield sent
+pytestmark = pytest.mark.usefixtures("local_pipeline")
 
 
 @pytest.fixture
@@ -94,6 +64,19 @@ def test_a_job_runs_and_its_images_are_stored_with_metadata(submit):
         assert storage.read_object(image.thumbnail_key)[:4] == b"RIFF"
     settled = UsageRecord.objects.filter(reference=job.quota_reference)
     assert {r.state for r in settled} == {"settled"}
+
+
+def test_every_status_change_is_audited_in_order(submit):
+    from tenants.models import AuditEvent
+
+    job = submit()
+    worker.generation_run(job_id=job.id)
+    events = AuditEvent.objects.filter(object_id=str(job.id)).order_by("at", "id")
+    assert [(e.verb, (e.before or {}).get("status")) for e in events] == [
+        ("generation.submitted", None),
+        ("generation.started", "pending"),
+        ("generation.succeeded", "running"),
+    ]
 
 
 def test_a_redelivered_task_finds_the_job_claimed_and_does_nothing(submit):

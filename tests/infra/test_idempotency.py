@@ -19,7 +19,8 @@ from rest_framework.views import APIView
 
 from tenants import services
 from tenants.api.base import StrictSerializer
-from tenants.idempotency import idempotency_records_purge, idempotent, with_idempotency
+from tenants.api.idempotency import idempotent, with_idempotency
+from tenants.idempotency import idempotency_records_purge
 from tenants.models import IdempotencyRecord, Team
 from tenants.roles import Action
 
@@ -31,8 +32,13 @@ class _Body(StrictSerializer):
     name = serializers.CharField(required=False, default="Made")
 
 
+class ProcessDied(BaseException):  # noqa: N818 - stands for the process being killed
+    """Raised where a real process would be killed: nothing after it runs, nothing commits."""
+
+
 class TeamCreateView(APIView):
-    """POST {"slug"} creates a team; slug "boom" raises, as a bug in a view would."""
+    """POST {"slug"} creates a team; slug "boom" raises, as a bug in a view would; slug "die"
+    creates the team and then the process dies before the response is saved."""
 
     required_actions = {"post": Action.MANAGE_ORG}
     calls = 0
@@ -50,6 +56,8 @@ class TeamCreateView(APIView):
         if body.validated_data["slug"] == "boom":
             raise RuntimeError("a bug in the view")
         team = services.team_create(actor=request.principal, **body.validated_data)
+        if team.slug == "die" and type(self).calls == 1:
+            raise ProcessDied
         return Response(
             {"id": team.pk, "slug": team.slug},
             status=status.HTTP_201_CREATED,
@@ -159,6 +167,24 @@ class TestReplayAndConflicts:
         assert not theirs.has_header("Idempotent-Replayed")
         assert theirs.json()["id"] != mine.json()["id"]
 
+    def test_keys_belong_to_one_api_key_so_a_teammate_never_gets_anothers_response(
+        self, owner, client_for
+    ):
+        from rest_framework.test import APIClient
+
+        # Another service of the same team: same organization and team, its own API key.
+        _key, raw = services.api_key_create(
+            actor=owner.principal, team=owner.team, name="other service", scopes=[Action.MANAGE_ORG]
+        )
+        teammate = APIClient()
+        teammate.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        mine = _post(client_for(owner), {"slug": "spring"})
+        theirs = _post(teammate, {"slug": "summer"})
+        assert mine.status_code == theirs.status_code == 201
+        assert not theirs.has_header("Idempotent-Replayed")
+        assert theirs.json()["slug"] == "summer"
+        assert Team.objects.filter(slug="summer").exists()
+
     def test_purge_deletes_keys_older_than_the_ttl_only(self, owner, client_for, settings):
         settings.EASEL_IDEMPOTENCY_TTL_HOURS = 48
         client = client_for(owner)
@@ -177,6 +203,31 @@ class TestReplayAndConflicts:
         second = _post(client, {"slug": "second"})
         assert second.status_code == 201
         assert not second.has_header("Idempotent-Replayed")
+
+
+@pytest.mark.django_db(transaction=True)
+class TestCrashSafety:
+    def test_a_process_dying_after_its_writes_commits_nothing_and_frees_the_key(
+        self, owner, client_for, settings
+    ):
+        require_postgres()
+        client = client_for(owner)
+        with pytest.raises(ProcessDied):
+            _post(client, {"slug": "die"})
+        # The team and the saved response share one transaction: neither was committed.
+        assert not Team.objects.filter(slug="die").exists()
+        record = IdempotencyRecord.objects.get(key="key-1")
+        assert record.state == IdempotencyRecord.State.IN_PROGRESS
+        # While the dead request's lock is fresh, a retry is told to wait, not run twice.
+        assert _post(client, {"slug": "die"}).json()["error"]["code"] == "idempotency_in_progress"
+        IdempotencyRecord.objects.update(
+            created_at=timezone.now()
+            - timedelta(seconds=settings.EASEL_IDEMPOTENCY_LOCK_SECONDS + 1)
+        )
+        retry = _post(client, {"slug": "die"})
+        assert retry.status_code == 201 and not retry.has_header("Idempotent-Replayed")
+        assert Team.objects.filter(slug="die").count() == 1
+        assert _post(client, {"slug": "die"})["Idempotent-Replayed"] == "true"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -16,7 +16,6 @@ from rest_framework.views import APIView
 from tenants.models import AuditEvent, Quota, UsageRecord
 from tenants.quotas import (
     QuotaExceeded,
-    QuotaExceededError,
     quota_release,
     quota_reserve,
     quota_set,
@@ -137,12 +136,9 @@ class ReserveView(APIView):
 
     def post(self, request: Request) -> Response:
         p = request.principal
-        try:
-            quota_reserve(
-                org=p.org, team=p.team, images=1, gpu_seconds=0, reference=request.data["ref"]
-            )
-        except QuotaExceeded as exc:
-            raise QuotaExceededError(exc) from exc
+        quota_reserve(
+            org=p.org, team=p.team, images=1, gpu_seconds=0, reference=request.data["ref"]
+        )
         return Response(status=status.HTTP_201_CREATED)
 
 

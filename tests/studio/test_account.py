@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from studio.lockout import MAX_FAILURES
+from studio.lockout import MAX_ADDRESS_FAILURES, MAX_FAILURES
 from studio.models import LoginFailure
 from tenants.context import SESSION_ORG_KEY
 from tenants.models import Membership
@@ -92,6 +93,67 @@ def test_lockout_is_per_address_and_lifts_after_the_window(persona):
     # Once the failures are older than the window, the first address may sign in again.
     LoginFailure.objects.update(at=timezone.now() - timedelta(minutes=16))
     assert _login(Client(REMOTE_ADDR="10.0.0.1"), editor.user.username, PASSWORD).status_code == 302
+
+
+def test_one_address_spraying_many_usernames_is_locked_out(persona):
+    editor = persona(Role.EDITOR)
+    for n in range(MAX_ADDRESS_FAILURES):
+        _login(Client(REMOTE_ADDR="10.0.0.7"), f"guess-{n}", "Spring2026!")
+    response = _login(Client(REMOTE_ADDR="10.0.0.7"), editor.user.username, PASSWORD)
+    assert response.status_code == 429
+    assert "Too many failed sign-ins from your address" in response.content.decode()
+    # Other addresses are not affected.
+    assert _login(Client(REMOTE_ADDR="10.0.0.8"), editor.user.username, PASSWORD).status_code == 302
+
+
+def test_a_successful_sign_in_does_not_lift_the_address_lockout(persona):
+    editor = persona(Role.EDITOR)
+    for n in range(MAX_ADDRESS_FAILURES - 1):
+        _login(Client(REMOTE_ADDR="10.0.0.9"), f"guess-{n}", "wrong")
+    assert _login(Client(REMOTE_ADDR="10.0.0.9"), editor.user.username, PASSWORD).status_code == 302
+    _login(Client(REMOTE_ADDR="10.0.0.9"), "one-more", "wrong")
+    assert _login(Client(REMOTE_ADDR="10.0.0.9"), editor.user.username, PASSWORD).status_code == 429
+
+
+def _admin_login(client: Client, username: str, password: str) -> object:
+    return client.post(
+        "/admin/login/?next=/admin/",
+        {"username": username, "password": password, "next": "/admin/"},
+    )
+
+
+def test_admin_sign_in_is_behind_the_same_lockout(db):
+    staff = get_user_model().objects.create_user("ops", password=PASSWORD, is_staff=True)
+    client = Client(REMOTE_ADDR="10.0.1.1")
+    for _ in range(MAX_FAILURES):
+        assert _admin_login(client, staff.username, "wrong").status_code == 200
+    response = _admin_login(client, staff.username, PASSWORD)
+    assert "Too many failed sign-ins" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    # The studio counts the same failures: the pair is locked there too.
+    assert _login(Client(REMOTE_ADDR="10.0.1.1"), staff.username, PASSWORD).status_code == 429
+
+
+def test_admin_sign_in_works_and_clears_earlier_failures(db):
+    staff = get_user_model().objects.create_user("ops", password=PASSWORD, is_staff=True)
+    client = Client(REMOTE_ADDR="10.0.1.2")
+    _admin_login(client, staff.username, "wrong")
+    assert LoginFailure.objects.filter(username="ops").count() == 1
+    response = _admin_login(client, staff.username, PASSWORD)
+    assert response.status_code == 302 and response.url == "/admin/"
+    assert not LoginFailure.objects.filter(username="ops").exists()
+
+
+def test_admin_spraying_from_one_address_is_locked_out(db):
+    staff = get_user_model().objects.create_user("ops", password=PASSWORD, is_staff=True)
+    for n in range(MAX_ADDRESS_FAILURES):
+        _admin_login(Client(REMOTE_ADDR="10.0.1.3"), f"guess-{n}", "wrong")
+    client = Client(REMOTE_ADDR="10.0.1.3")
+    assert (
+        "Too many failed sign-ins from your address"
+        in _admin_login(client, staff.username, PASSWORD).content.decode()
+    )
+    assert "_auth_user_id" not in client.session
 
 
 def test_successful_sign_in_clears_earlier_failures(persona):

@@ -60,3 +60,28 @@ def test_unknown_api_path_is_a_json_404(client):
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nothing-here", "/api/v1/me/extra", "/api/v2/me", "/api/", "/api/nope"]
+)
+def test_every_unknown_api_path_is_a_json_404_in_every_configuration(path, debug, client, settings):
+    settings.DEBUG = debug
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_unknown_api_path_is_a_404_for_every_method(persona, client_for):
+    client = client_for(persona(Role.ADMIN))
+    for method in ("post", "put", "patch", "delete"):
+        response = getattr(client, method)("/api/v1/nothing-here")
+        assert response.status_code == 404, method
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_known_api_pages_missing_their_slash_still_redirect(client):
+    response = client.get("/api/docs")
+    assert response.status_code == 301 and response.url == "/api/docs/"

@@ -1,10 +1,15 @@
-"""``manage.py seed_demo``: the demo organization, people, teams and API key (idempotent)."""
+"""``manage.py seed_demo``: the demo organization, people, teams and API key (idempotent).
+
+The demo people share a published password, so the command refuses to run unless the settings
+allow it (``EASEL_DEMO_SEED_ALLOWED``: on in local.py and test.py, off everywhere else).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from generation.demo import seed_templates
 from models_registry.demo import seed_registry
@@ -18,6 +23,13 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
 
     def handle(self, *args: Any, base_url: str, **options: Any) -> None:
+        if not settings.EASEL_DEMO_SEED_ALLOWED:
+            raise CommandError(
+                "Refusing to run: seed_demo creates people with a published password "
+                f"({DEMO_PASSWORD!r}) and these settings ({settings.SETTINGS_MODULE}) are not "
+                "for a laptop or tests. Create real organizations with "
+                "`manage.py create_organization NAME --owner USER` instead."
+            )
         demo = seed_tenancy()
         categories = seed_registry(demo.org, demo.owner)
         templates = seed_templates(demo.owner)
@@ -37,7 +49,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  Studio:   {base_url}/studio/   log in as {people} or owner;")
         self.stdout.write(f"            password for all: {DEMO_PASSWORD}")
         self.stdout.write(f"  API docs: {base_url}/api/docs/")
-        self.stdout.write(f"  Health:   curl {base_url}/healthz")
+        self.stdout.write(f"  Health:   curl {base_url}/healthz   (liveness; /readyz for staff)")
         self.stdout.write(
             f"  API:      curl -H 'Authorization: Bearer {demo.api_key}' {base_url}/api/v1/me"
         )

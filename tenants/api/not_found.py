@@ -1,0 +1,36 @@
+"""The answer for an ``/api/`` path that names no endpoint: the API's JSON 404, in every
+configuration. Django's ``handler404`` is not enough: with DEBUG on (``make run``) Django shows its
+HTML technical page instead, so a catch-all route at the end of the API's URL map answers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
+
+from .errors import error_body
+
+
+@csrf_exempt  # it changes nothing, and an unknown path must be a 404 whatever the method
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    if _slash_would_match(request):
+        # What CommonMiddleware's APPEND_SLASH would have done had this route not matched.
+        return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    message = (
+        f"No API endpoint at {request.path}. The API lives under /api/v1/; "
+        "its operations are listed at /api/docs/."
+    )
+    return JsonResponse(error_body("not_found", message), status=404)
+
+
+def _slash_would_match(request: HttpRequest) -> bool:
+    if not settings.APPEND_SLASH or request.path_info.endswith("/"):
+        return False
+    if request.method not in ("GET", "HEAD"):
+        return False
+    try:
+        match = resolve(request.path_info + "/")
+    except Resolver404:
+        return False
+    return match.func is not api_not_found

@@ -1,0 +1,79 @@
+"""Worker fixtures: the tiny pipeline loaded once, a stand-in for the pipeline cache that yields it
+(or a wrapper of it that fails like a GPU would), and enqueues recorded instead of sent."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from generation import worker
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(tiny_pipeline_dir):  # type: ignore[no-untyped-def]
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    torch.set_num_threads(2)
+    return StableDiffusionPipeline.from_pretrained(tiny_pipeline_dir)
+
+
+class FaultyPipeline:
+    """The real pipeline, except that a call whose prompts ``fails_on`` refuses raises its error
+    first, as CUDA or a tokenizer would. Records the prompts of every call."""
+
+    def __init__(self, pipe: Any, fails_on: Callable[[list[str]], BaseException | None]) -> None:
+        object.__setattr__(self, "_pipe", pipe)
+        object.__setattr__(self, "_fails_on", fails_on)
+        object.__setattr__(self, "calls", [])
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        prompts = list(kwargs["prompt"])
+        self.calls.append(prompts)
+        error = self._fails_on(prompts)
+        if error is not None:
+            raise error
+        return self._pipe(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._pipe, name, value)
+
+
+@pytest.fixture
+def local_pipeline(tiny_pipe, settings):  # type: ignore[no-untyped-def]
+    """``_pipeline_for`` yields the tiny pipeline; ``local_pipeline.fail_when(fn)`` wraps it in a
+    ``FaultyPipeline`` and returns that."""
+    settings.EASEL_CANCEL_POLL_SECONDS = 0  # look for cancels after every step
+    settings.EASEL_WORKER_DRAIN_SECONDS = 0  # one task, one batch (drain has its own test)
+    current = {"pipe": tiny_pipe}
+
+    @contextlib.contextmanager
+    def stand_in(job):  # type: ignore[no-untyped-def]
+        yield current["pipe"]
+
+    class Control:
+        def fail_when(
+            self, fails_on: Callable[[list[str]], BaseException | None]
+        ) -> FaultyPipeline:
+            current["pipe"] = FaultyPipeline(tiny_pipe, fails_on)
+            return current["pipe"]
+
+    with mock.patch.object(worker, "_pipeline_for", stand_in):
+        yield Control()
+
+
+@pytest.fixture
+def enqueued():  # type: ignore[no-untyped-def]
+    sent: list[str] = []
+    with mock.patch(
+        "generation.tasks.enqueue_generation",
+        side_effect=lambda *, job, countdown=None: sent.append(str(job.id)),
+    ):
+        yield sent
