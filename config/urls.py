@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from studio.admin_login import LockoutAdminAuthenticationForm
-from tenants.api.not_found import api_not_found
+from tenants.api.not_found import api_not_found, api_server_error
 from tenants.health import healthz, readyz
 
 # The admin's sign-in counts failures and locks out like the studio's.
@@ -39,3 +39,5 @@ urlpatterns = [
 
 # Stored files (MEDIA_ROOT) are never served by path, not even with DEBUG on: images go out only
 # through the organization-scoped image endpoints' signed, expiring links (generation/storage.py).
+
+handler500 = api_server_error

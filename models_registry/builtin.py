@@ -123,6 +123,18 @@ class _ProgressRecorder:
             self.echo(stage, step, total, metrics)
 
 
+def shapes_pipeline_dir(
+    *, overrides: dict[str, Any] | None = None, echo: ProgressEcho | None = None
+) -> Path:
+    """The ``shapes`` pipeline folder for ``overrides``, trained first if the cache lacks it.
+
+    Registers nothing: for looking at a build (``build_shapes_model --report --no-register``).
+    """
+    from .engine.build_cache import cached_build
+
+    return cached_build(shapes_config(overrides), build_cache_root(), echo)
+
+
 def build_shapes_model(
     *, overrides: dict[str, Any] | None = None, echo: ProgressEcho | None = None
 ) -> BaseModel:

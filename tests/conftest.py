@@ -1,5 +1,5 @@
 """Shared fixtures: personas (owner, teammates by role, an outsider from another organization),
-API clients, and the rule that CI runs against the real services."""
+API clients, the rule that CI runs against the real services, and an offline hub for torch."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ from tenants.roles import Role
 from .factories import Persona, make_org, make_persona
 
 pytest_plugins = ["tests.registry_fixtures"]
+
+# Read when huggingface_hub and torch are imported, so set here, before any test module is
+# collected (none of the imports above load them). Nothing in the tests may reach the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+# OpenMP threads that sleep instead of spinning while idle: on a shared two-core machine spinning
+# threads slow training 2-3x under contention; results are unchanged.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -11,13 +11,18 @@ image with simple, transparent classifiers:
   bounding box (box), or round (apple).
 
 The same classifiers label the training shots almost perfectly (see tests), so a miss on a
-generated image is the model's. `contact_sheet` lays the images out for docs/shapes-model.png.
+generated image is the model's. Besides the training captions, callers may add named sets of
+other prompts (the demo's templates, say), each labelled with what it asks; `labelled_prompts`
+builds such a set from any prompt renderer. `contact_sheet` lays the captions' images out for
+docs/shapes-model.png.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +38,9 @@ from models_registry.engine.shapes_data import (
 )
 
 REPORT_SEEDS: tuple[int, ...] = (1000, 1001, 1002, 1003)
+CAPTIONS = "training captions"  # the prompt set every report has: caption_for(...) of each label
+# (prompt, colour, shape, background): a prompt and what it asks for.
+LabelledPrompt = tuple[str, str, str, str]
 _MIN_CHROMA = 60  # max(R, G, B) - min(R, G, B) on 0..255: below this a pixel is grey-ish
 _MIN_VALUE = 50
 _MIN_FOREGROUND_PIXELS = 4
@@ -139,51 +147,134 @@ class ShotVerdict:
     predicted_colour: str | None
     predicted_shape: str | None
     predicted_background: str
+    prompt: str
 
-    @property
-    def prompt(self) -> str:
-        return caption_for(self.colour, self.shape, self.background)
+
+def _accuracies(verdicts: Sequence[ShotVerdict]) -> tuple[float, float, float]:
+    """(colour, background, shape) accuracy of `verdicts`."""
+    count = len(verdicts)
+    return (
+        sum(v.predicted_colour == v.colour for v in verdicts) / count,
+        sum(v.predicted_background == v.background for v in verdicts) / count,
+        sum(v.predicted_shape == v.shape for v in verdicts) / count,
+    )
+
+
+def _accuracy_by(verdicts: Sequence[ShotVerdict], label: str) -> dict[str, float]:
+    """Accuracy of the `label` ("colour" or "shape") per value asked, in order of first use."""
+    hits: Counter[str] = Counter()
+    totals: Counter[str] = Counter()
+    for verdict in verdicts:
+        asked = getattr(verdict, label)
+        totals[asked] += 1
+        hits[asked] += getattr(verdict, f"predicted_{label}") == asked
+    return {name: hits[name] / totals[name] for name in totals}
+
+
+def _line(verdicts: Sequence[ShotVerdict]) -> str:
+    colour, background, shape = _accuracies(verdicts)
+    return f"colour {colour:.3f}, background {background:.3f}, shape {shape:.3f}"
 
 
 @dataclass(frozen=True)
 class ShapesReport:
-    """Accuracies over all generated images, per-image verdicts, and the images themselves."""
+    """Accuracies over all generated images, per-image verdicts, and the images themselves.
+
+    `prompt_sets` names the prompts of each set judged (`CAPTIONS`, and any the caller added);
+    a prompt in two sets was generated once and counts once in the totals.
+    """
 
     colour_accuracy: float
     shape_accuracy: float
     background_accuracy: float
     colour_accuracy_by_colour: dict[str, float]
+    shape_accuracy_by_shape: dict[str, float]
     verdicts: list[ShotVerdict]
     images: np.ndarray = field(repr=False)
     settings: dict[str, float | int | str]
+    prompt_sets: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def subset(self, name: str) -> ShapesReport:
+        """The report of one prompt set alone (its images, its accuracies)."""
+        if name not in self.prompt_sets:
+            raise ValueError(f"no prompt set {name!r}; this report has {sorted(self.prompt_sets)}")
+        keep = [i for i, v in enumerate(self.verdicts) if v.prompt in self.prompt_sets[name]]
+        report = _report([self.verdicts[i] for i in keep], self.images[keep])
+        report.settings.update(self.settings)
+        report.prompt_sets[name] = self.prompt_sets[name]
+        return report
 
     def summary(self) -> str:
-        by_colour = ", ".join(
-            f"{name} {acc:.2f}" for name, acc in self.colour_accuracy_by_colour.items()
-        )
-        return (
-            f"{len(self.verdicts)} images: colour {self.colour_accuracy:.3f}, "
-            f"shape {self.shape_accuracy:.3f}, background {self.background_accuracy:.3f} "
-            f"(per colour: {by_colour})"
-        )
+        """The totals, per colour, per shape, then one line per prompt set when there are two."""
+        by_colour = ", ".join(f"{n} {a:.2f}" for n, a in self.colour_accuracy_by_colour.items())
+        by_shape = ", ".join(f"{n} {a:.2f}" for n, a in self.shape_accuracy_by_shape.items())
+        lines = [
+            f"{len(self.verdicts)} images: {_line(self.verdicts)}",
+            f"  per colour: {by_colour}",
+            f"  per shape: {by_shape}",
+        ]
+        if len(self.prompt_sets) > 1:
+            for name, prompts in self.prompt_sets.items():
+                chosen = [v for v in self.verdicts if v.prompt in prompts]
+                lines.append(f"  {name}, {len(chosen)} images: {_line(chosen)}")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
+        sets: dict[str, object] = {}
+        for name, prompts in self.prompt_sets.items():
+            chosen = [v for v in self.verdicts if v.prompt in prompts]
+            colour, background, shape = _accuracies(chosen)
+            sets[name] = {
+                "num_prompts": len(prompts),
+                "num_images": len(chosen),
+                "colour_accuracy": colour,
+                "background_accuracy": background,
+                "shape_accuracy": shape,
+            }
         return {
             "colour_accuracy": self.colour_accuracy,
             "shape_accuracy": self.shape_accuracy,
             "background_accuracy": self.background_accuracy,
             "colour_accuracy_by_colour": self.colour_accuracy_by_colour,
+            "shape_accuracy_by_shape": self.shape_accuracy_by_shape,
             "num_images": len(self.verdicts),
+            "prompt_sets": sets,
             "settings": self.settings,
         }
 
 
-def judge_images(images: np.ndarray, asked: list[tuple[str, str, str, int]]) -> ShapesReport:
-    """Classify `images` (N, H, W, 3) uint8 against the (colour, shape, background, seed) asked."""
+def _report(verdicts: list[ShotVerdict], images: np.ndarray) -> ShapesReport:
+    colour, background, shape = _accuracies(verdicts)
+    return ShapesReport(
+        colour_accuracy=colour,
+        shape_accuracy=shape,
+        background_accuracy=background,
+        colour_accuracy_by_colour=_accuracy_by(verdicts, "colour"),
+        shape_accuracy_by_shape=_accuracy_by(verdicts, "shape"),
+        verdicts=verdicts,
+        images=images,
+        settings={},
+    )
+
+
+def judge_images(
+    images: np.ndarray,
+    asked: list[tuple[str, str, str, int]],
+    *,
+    prompts: Sequence[str] | None = None,
+) -> ShapesReport:
+    """Classify `images` (N, H, W, 3) uint8 against the (colour, shape, background, seed) asked.
+
+    `prompts` are the prompts the images were made from; by default each label's caption.
+    """
     if len(images) != len(asked) or not asked:
         raise ValueError(
             "need one (colour, shape, background, seed) per image, and at least one image"
         )
+    if prompts is None:
+        prompts = [caption_for(colour, shape, background) for colour, shape, background, _ in asked]
+    if len(prompts) != len(asked):
+        raise ValueError(f"need one prompt per image: {len(prompts)} for {len(asked)} images")
     verdicts = [
         ShotVerdict(
             colour=colour,
@@ -193,21 +284,57 @@ def judge_images(images: np.ndarray, asked: list[tuple[str, str, str, int]]) -> 
             predicted_colour=classify_colour(image),
             predicted_shape=classify_shape(image),
             predicted_background=classify_background(image),
+            prompt=prompt,
         )
-        for image, (colour, shape, background, seed) in zip(images, asked, strict=True)
+        for image, (colour, shape, background, seed), prompt in zip(
+            images, asked, prompts, strict=True
+        )
     ]
-    count = len(verdicts)
-    colour_hits = Counter(v.colour for v in verdicts if v.predicted_colour == v.colour)
-    colour_totals = Counter(v.colour for v in verdicts)
-    return ShapesReport(
-        colour_accuracy=sum(colour_hits.values()) / count,
-        shape_accuracy=sum(v.predicted_shape == v.shape for v in verdicts) / count,
-        background_accuracy=sum(v.predicted_background == v.background for v in verdicts) / count,
-        colour_accuracy_by_colour={c: colour_hits[c] / colour_totals[c] for c in colour_totals},
-        verdicts=verdicts,
-        images=images,
-        settings={},
-    )
+    return _report(verdicts, images)
+
+
+def _names_in(prompt: str, names: Sequence[str], suffix: str = "") -> set[str]:
+    return {name for name in names if re.search(rf"\b{re.escape(name + suffix)}\b", prompt)}
+
+
+def labelled_prompts(
+    render: Callable[[str, str, str], str],
+    *,
+    colours: Sequence[str] = COLOUR_NAMES,
+    shapes: Sequence[str] = SHAPES,
+    backgrounds: Sequence[str] = BACKGROUND_NAMES,
+) -> list[LabelledPrompt]:
+    """`render(colour, shape, background)` for every colour × shape × background, labelled.
+
+    A prompt is kept only when it names exactly the colour, shape and background ("… background")
+    it was rendered for: a template that fixes its background ("on a white background") is asked
+    only for that one. Repeated prompts are dropped. `render` is the caller's (a platform's
+    template renderer, say), so this module needs nothing but the names.
+    """
+    prompts: dict[LabelledPrompt, None] = {}
+    for colour in colours:
+        for shape in shapes:
+            for background in backgrounds:
+                prompt = " ".join(render(colour, shape, background).split())
+                said = prompt.lower()
+                if (
+                    _names_in(said, COLOUR_NAMES) == {colour}
+                    and _names_in(said, SHAPES) == {shape}
+                    and _names_in(said, BACKGROUND_NAMES, " background") == {background}
+                ):
+                    prompts[(prompt, colour, shape, background)] = None
+    return list(prompts)
+
+
+def _check_labels(name: str, prompts: Sequence[LabelledPrompt]) -> None:
+    if not prompts:
+        raise ValueError(f"prompt set {name!r} is empty")
+    for prompt, colour, shape, background in prompts:
+        if colour not in COLOUR_NAMES or shape not in SHAPES or background not in BACKGROUND_NAMES:
+            raise ValueError(
+                f"prompt {prompt!r} of set {name!r} asks for ({colour}, {shape}, {background}); "
+                f"labels must be among {COLOUR_NAMES}, {SHAPES} and {BACKGROUND_NAMES}"
+            )
 
 
 def evaluate_shapes_pipeline(
@@ -217,6 +344,7 @@ def evaluate_shapes_pipeline(
     shapes: tuple[str, ...] = SHAPES,
     backgrounds: tuple[str, ...] = BACKGROUND_NAMES,
     seeds: tuple[int, ...] = REPORT_SEEDS,
+    extra_prompts: Mapping[str, Sequence[LabelledPrompt]] | None = None,
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
     batch_size: int = 72,
@@ -224,8 +352,17 @@ def evaluate_shapes_pipeline(
 ) -> ShapesReport:
     """Generate every colour × shape × background with each seed and judge the images.
 
-    Sampling settings default to the model folder's `easel.json` (20 DDIM steps, guidance 5).
+    `extra_prompts` adds named sets of (prompt, colour, shape, background), each generated with
+    the same seeds and reported on its own line as well as in the totals; a prompt already asked
+    (a caption, or one in an earlier set) is generated once. Sampling settings default to the
+    model folder's `easel.json` (20 DDIM steps, guidance 5).
     """
+    extra_prompts = dict(extra_prompts or {})
+    if CAPTIONS in extra_prompts:
+        raise ValueError(f"{CAPTIONS!r} names the captions' own set; give yours another name")
+    for name, labelled in extra_prompts.items():
+        _check_labels(name, labelled)
+
     import torch
     from diffusers import StableDiffusionPipeline
 
@@ -235,9 +372,14 @@ def evaluate_shapes_pipeline(
     guidance = guidance_scale if guidance_scale is not None else float(defaults["cfg"])
     rescale = float(defaults.get("guidance_rescale", 0.0))
     size = int(defaults["native_size"])
-    asked = [
-        (c, s, b, seed) for c in colours for s in shapes for b in backgrounds for seed in seeds
-    ]
+    prompt_sets: dict[str, Sequence[LabelledPrompt]] = {
+        CAPTIONS: [
+            (caption_for(c, s, b), c, s, b) for c in colours for s in shapes for b in backgrounds
+        ],
+        **extra_prompts,
+    }
+    distinct = dict.fromkeys(labelled for prompts in prompt_sets.values() for labelled in prompts)
+    asked = [(labelled, seed) for labelled in distinct for seed in seeds]
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(num_threads)
@@ -249,8 +391,8 @@ def evaluate_shapes_pipeline(
             chunk = asked[start : start + batch_size]
             with torch.inference_mode():
                 result = pipeline(
-                    prompt=[caption_for(c, s, b) for c, s, b, _ in chunk],
-                    generator=[torch.Generator().manual_seed(seed) for *_, seed in chunk],
+                    prompt=[prompt for (prompt, *_), _ in chunk],
+                    generator=[torch.Generator().manual_seed(seed) for _, seed in chunk],
                     num_inference_steps=steps,
                     guidance_scale=guidance,
                     guidance_rescale=rescale,
@@ -261,9 +403,21 @@ def evaluate_shapes_pipeline(
             batches.append(np.clip(np.rint(result.images * 255.0), 0, 255).astype(np.uint8))
     finally:
         torch.set_num_threads(previous_threads)
-    report = judge_images(np.concatenate(batches), asked)
+    report = judge_images(
+        np.concatenate(batches),
+        [(c, s, b, seed) for (_, c, s, b), seed in asked],
+        prompts=[prompt for (prompt, *_), _ in asked],
+    )
     report.settings.update(
-        {"steps": steps, "guidance_scale": guidance, "guidance_rescale": rescale}
+        {
+            "steps": steps,
+            "guidance_scale": guidance,
+            "guidance_rescale": rescale,
+            "num_seeds": len(seeds),
+        }
+    )
+    report.prompt_sets.update(
+        {name: frozenset(p for p, *_ in prompts) for name, prompts in prompt_sets.items()}
     )
     return report
 
@@ -271,8 +425,16 @@ def evaluate_shapes_pipeline(
 def contact_sheet(report: ShapesReport, path: Path, *, scale: int = 2) -> Path:
     """Save a PNG grid: one row per colour, columns grouped by shape × background, one per seed.
 
-    A miss (colour or background not as asked) gets a thin magenta underline.
+    A miss (colour or background not as asked) gets a thin magenta underline. Each tile holds
+    one (colour, shape, background, seed): for a report with other prompt sets than the
+    captions, lay out one of them (`report.subset(CAPTIONS)`).
     """
+    tiles = Counter((v.colour, v.shape, v.background, v.seed) for v in report.verdicts)
+    if max(tiles.values()) > 1:
+        raise ValueError(
+            "two images would share a tile (one label asked by several prompts); "
+            "lay out one prompt set: contact_sheet(report.subset(CAPTIONS), ...)"
+        )
     colours = list(dict.fromkeys(v.colour for v in report.verdicts))
     groups = list(dict.fromkeys((v.shape, v.background) for v in report.verdicts))
     seeds = list(dict.fromkeys(v.seed for v in report.verdicts))

@@ -1,5 +1,7 @@
-"""The answer for an ``/api/`` path that names no endpoint: the API's JSON 404, in every
-configuration. Django's ``handler404`` is not enough: with DEBUG on (``make run``) Django shows its
+"""The API's answers where no view answered: a JSON 404 for an ``/api/`` path that names no
+endpoint, in every configuration, and a JSON 500 for an unhandled error under ``/api/``.
+
+Django's ``handler404`` is not enough for the first: with DEBUG on (``make run``) Django shows its
 HTML technical page instead, so a catch-all route at the end of the API's URL map answers."""
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
+from django.views.defaults import server_error
 
 from .errors import error_body
 
@@ -34,3 +37,14 @@ def _slash_would_match(request: HttpRequest) -> bool:
     except Resolver404:
         return False
     return match.func is not api_not_found
+
+
+def api_server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: the error format for API clients, Django's page for everyone else."""
+    if not request.path.startswith("/api/"):
+        return server_error(request)
+    message = (
+        "The server failed while handling this request; nothing you sent was wrong. Retry later; "
+        "if it keeps failing, report the time and path to your administrator."
+    )
+    return JsonResponse(error_body("server_error", message), status=500)

@@ -1,4 +1,5 @@
-"""Registry test helpers: fake LoRA files (valid safetensors headers, no torch) and versions."""
+"""Registry test helpers: fake LoRA files (valid safetensors headers, no torch), versions, and
+the default ``shapes`` build (built once per machine, ~10 minutes, then cached)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def write_fake_lora(path: Path, *, marker: str | None = None) -> Path:
     raw = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
     return path
+
+
+@pytest.fixture(scope="session")
+def default_shapes_build() -> Path:
+    """The default config's build under ~/.cache/easel/models, keyed by config + engine source:
+    only the first run after a change to either pays the build; every test here shares it."""
+    from models_registry.engine.build_cache import cached_build, default_cache_root
+    from models_registry.engine.shapes_train import ShapesConfig
+
+    return cached_build(ShapesConfig(), default_cache_root())
 
 
 @pytest.fixture

@@ -85,3 +85,21 @@ def test_unknown_api_path_is_a_404_for_every_method(persona, client_for):
 def test_known_api_pages_missing_their_slash_still_redirect(client):
     response = client.get("/api/docs")
     assert response.status_code == 301 and response.url == "/api/docs/"
+
+
+def test_an_unhandled_error_under_the_api_is_a_json_500(persona, client_for, settings):
+    """A bug in a view (here: the database refusing a query) reaches API clients in the error
+    format, not as Django's HTML page; the studio keeps Django's page."""
+    from unittest import mock
+
+    from django.db import DatabaseError
+
+    settings.DEBUG = False
+    client = client_for(persona(Role.ADMIN))
+    client.raise_request_exception = False
+    with mock.patch("tenants.api.views.MeView.get", side_effect=DatabaseError("relation gone")):
+        response = client.get("/api/v1/me")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "server_error" and "relation gone" not in error["message"]

@@ -1,4 +1,5 @@
-"""The random-weight `tiny` pipeline: loads offline, draws 64×64 images fast and reproducibly."""
+"""The random-weight `tiny` pipeline: loads offline, draws 64×64 images fast and reproducibly, and
+a seed draws the pinned weights and pixels (diffusers' ``expected_slice``)."""
 
 import json
 import time
@@ -8,8 +9,18 @@ import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
+from safetensors.numpy import load_file
 
 from models_registry.engine.tiny import build_tiny_pipeline
+
+# Measured with torch 2.13 and diffusers 0.42 on CPU (fp32, one or two threads). An upgrade that
+# changes what build seed 0 draws, or what the pipeline makes of it, fails here first; after one
+# that does so on purpose, pin the values the failure prints.
+EXPECTED_CONV_IN = np.array([-0.0012478, 0.0894073, -0.1371742, -0.1226565, -0.0641924, 0.0446929])
+# Bottom-right 3×3 pixels, blue channel (0..1), of "a red apple on a white background" at seed 0.
+EXPECTED_SLICE = np.array(
+    [0.599569, 0.589328, 0.620334, 0.632551, 0.565590, 0.559148, 0.611232, 0.541594, 0.489070]
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +70,14 @@ def test_same_build_seed_gives_identical_weights(tmp_path: Path, tiny_model_dir:
     weights = "unet/diffusion_pytorch_model.safetensors"
     assert (rebuilt / weights).read_bytes() == (tiny_model_dir / weights).read_bytes()
     assert (other / weights).read_bytes() != (tiny_model_dir / weights).read_bytes()
+
+
+def test_build_seed_0_draws_the_pinned_weights(tiny_model_dir: Path) -> None:
+    weights = load_file(tiny_model_dir / "unet/diffusion_pytorch_model.safetensors")
+    got = weights["conv_in.weight"].ravel()[:6]
+    assert np.abs(got - EXPECTED_CONV_IN).max() < 1e-6, f"weights moved; now {got.tolist()}"
+
+
+def test_seed_0_image_has_the_pinned_pixels(pipeline: StableDiffusionPipeline) -> None:
+    got = _generate(pipeline, seed=0)[-3:, -3:, -1].ravel()
+    assert np.abs(got - EXPECTED_SLICE).max() < 1e-4, f"pixels moved; now {got.tolist()}"

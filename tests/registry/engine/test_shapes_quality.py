@@ -1,42 +1,37 @@
 """The full `shapes` model follows prompts: colour, background, and a build inside 10 minutes.
 
-The default config is built once per machine (cached under ~/.cache/easel/models, keyed by
-config + engine source), so only the first run of the suite pays the ~9-minute build.
+The default config is built once per machine (``default_shapes_build`` in tests/registry/
+conftest.py: cached under ~/.cache/easel/models, keyed by config + engine source), so only the
+first run of the suite after a change pays the ~9-minute build.
 """
 
 from pathlib import Path
 
 import pytest
 
-from models_registry.engine.build_cache import cached_build, default_cache_root
 from models_registry.engine.shapes_data import BACKGROUND_NAMES, COLOUR_NAMES
 from models_registry.engine.shapes_report import (
     REPORT_SEEDS,
     ShapesReport,
     evaluate_shapes_pipeline,
 )
-from models_registry.engine.shapes_train import ShapesConfig, read_build_info
+from models_registry.engine.shapes_train import read_build_info
 
 MAX_BUILD_SECONDS = 600
 
 
 @pytest.fixture(scope="module")
-def shapes_model_dir() -> Path:
-    return cached_build(ShapesConfig(), default_cache_root())
+def report(default_shapes_build: Path) -> ShapesReport:
+    return evaluate_shapes_pipeline(default_shapes_build, seeds=REPORT_SEEDS)
 
 
-@pytest.fixture(scope="module")
-def report(shapes_model_dir: Path) -> ShapesReport:
-    return evaluate_shapes_pipeline(shapes_model_dir, seeds=REPORT_SEEDS)
+def test_build_finished_within_ten_minutes(default_shapes_build: Path) -> None:
+    assert read_build_info(default_shapes_build)["build_seconds"] <= MAX_BUILD_SECONDS
 
 
-def test_build_finished_within_ten_minutes(shapes_model_dir: Path) -> None:
-    assert read_build_info(shapes_model_dir)["build_seconds"] <= MAX_BUILD_SECONDS
-
-
-def test_autoencoder_reconstructs_product_colours(shapes_model_dir: Path) -> None:
+def test_autoencoder_reconstructs_product_colours(default_shapes_build: Path) -> None:
     # The VAE bounds colour fidelity: fresh shots it encodes and decodes keep their colour.
-    assert read_build_info(shapes_model_dir)["metrics"]["vae_colour_accuracy"] >= 0.95
+    assert read_build_info(default_shapes_build)["metrics"]["vae_colour_accuracy"] >= 0.95
 
 
 def test_report_covers_six_colours_two_backgrounds_four_seeds(report: ShapesReport) -> None:
