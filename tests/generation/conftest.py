@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from generation import worker
+from generation import running
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +48,8 @@ class FaultyPipeline:
 
 @pytest.fixture
 def local_pipeline(tiny_pipe, settings):  # type: ignore[no-untyped-def]
-    """``_pipeline_for`` yields the tiny pipeline; ``local_pipeline.fail_when(fn)`` wraps it in a
-    ``FaultyPipeline`` and returns that."""
+    """``running.pipeline_for`` yields the tiny pipeline; ``local_pipeline.fail_when(fn)`` wraps
+    it in a ``FaultyPipeline`` and returns that."""
     settings.EASEL_CANCEL_POLL_SECONDS = 0  # look for cancels after every step
     settings.EASEL_WORKER_DRAIN_SECONDS = 0  # one task, one batch (drain has its own test)
     current = {"pipe": tiny_pipe}
@@ -65,7 +65,7 @@ def local_pipeline(tiny_pipe, settings):  # type: ignore[no-untyped-def]
             current["pipe"] = FaultyPipeline(tiny_pipe, fails_on)
             return current["pipe"]
 
-    with mock.patch.object(worker, "_pipeline_for", stand_in):
+    with mock.patch.object(running, "pipeline_for", stand_in):
         yield Control()
 
 

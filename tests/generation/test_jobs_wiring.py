@@ -31,7 +31,8 @@ def test_web_modules_of_generation_never_import_torch(tmp_path):
     facts = _run(
         "import django, json, sys; django.setup();"
         "import config.urls, generation.api.urls, generation.services, generation.selectors,"
-        " generation.tasks, generation.worker, generation.storage;"
+        " generation.tasks, generation.worker, generation.scheduling, generation.running,"
+        " generation.finishing, generation.transitions, generation.storage;"
         "print(json.dumps({'torch': 'torch' in sys.modules,"
         " 'diffusers': 'diffusers' in sys.modules}))",
         tmp_path,

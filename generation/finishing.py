@@ -1,0 +1,227 @@
+"""Finishing a job after its pipeline call: store its images and succeed, drop a canceled job's
+images, or fail (or retry) it with an error a person can act on. Every status change goes through
+``job_transition``; objects written for an attempt that does not finish are deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from . import storage
+from .models import GeneratedImage, GenerationJob, JobStatus
+from .running import Output, is_out_of_memory
+from .transitions import job_transition
+
+logger = logging.getLogger(__name__)
+
+
+def finish_batch(
+    jobs: Sequence[GenerationJob],
+    outputs: dict[Any, list[Output]],
+    seconds: float,
+    *,
+    images_per_call: int | None = None,
+) -> None:
+    total_images = sum(job.num_images for job in jobs) or 1
+    batch_images = min(images_per_call or total_images, total_images)
+    canceled = set(
+        GenerationJob.objects.filter(
+            id__in=[j.id for j in jobs], cancel_requested=True
+        ).values_list("id", flat=True)
+    )
+    for job in jobs:
+        if job.id in canceled:
+            finish_canceled(job)
+            continue
+        share = seconds * job.num_images / total_images
+        try:
+            store_and_succeed(job, outputs[job.id], gpu_seconds=share, batch_images=batch_images)
+        except Exception as exc:
+            logger.exception("storing the images of job %s failed", job.id)
+            fail_or_retry(job, exc)
+
+
+def png_metadata(job: GenerationJob, *, seed: int, index: int) -> dict[str, Any]:
+    """What a PNG carries about how it was made (readable by any PNG tool)."""
+    version = job.model_version
+    params = {**job.params, "seed": seed, "num_images": 1}
+    return {
+        "prompt": job.prompt,
+        "negative_prompt": job.params.get("negative_prompt") or "",
+        "seed": str(seed),
+        "model": job.base_model.name if job.base_model else job.backend,
+        "model_version": f"version:{version.pk}" if version else "",
+        "template_version": "" if job.template_version is None else str(job.template_version),
+        "parameters": params,
+        "easel:job": str(job.id),
+        "easel:image_index": str(index),
+        "Software": "Easel",
+    }
+
+
+def store_and_succeed(
+    job: GenerationJob, outputs: list[Output], *, gpu_seconds: float, batch_images: int
+) -> None:
+    from PIL import Image
+
+    written: list[dict[str, Any]] = []
+    try:
+        for index, out in enumerate(outputs):
+            image = out.image
+            if image is None:
+                image = Image.open(io.BytesIO(out.png_bytes), formats=["PNG", "JPEG"])
+                image.load()
+            data = storage.encode_png(image, png_metadata(job, seed=out.seed, index=index))
+            key = storage.image_key(
+                org_id=job.organization_id, job_id=job.id, index=index, attempt=job.attempts
+            )
+            thumb = storage.thumbnail_key(
+                org_id=job.organization_id, job_id=job.id, index=index, attempt=job.attempts
+            )
+            written.append(
+                {
+                    "index": index,
+                    "seed": out.seed,
+                    "storage_key": key,
+                    "thumbnail_key": thumb,
+                    "sha256": storage.sha256_hex(data),
+                    "size_bytes": len(data),
+                    "width": image.width,
+                    "height": image.height,
+                }
+            )
+            storage.write_object(key, data)
+            storage.write_object(thumb, storage.encode_thumbnail(image))
+    except Exception:
+        delete_objects(written)
+        raise
+    stale_keys: list[str] = []
+
+    def record_images(finished: GenerationJob) -> None:
+        stale = GeneratedImage.objects.filter(job=finished).exclude(attempt=finished.attempts)
+        for row in stale:
+            stale_keys.extend([row.storage_key, row.thumbnail_key])
+        stale.delete()
+        for row in written:
+            GeneratedImage.objects.update_or_create(
+                job=finished,
+                index=row["index"],
+                attempt=finished.attempts,
+                defaults={
+                    "organization_id": finished.organization_id,
+                    **{k: v for k, v in row.items() if k != "index"},
+                },
+            )
+
+    finished = job_transition(
+        job_id=job.id,
+        from_status=JobStatus.RUNNING,
+        to_status=JobStatus.SUCCEEDED,
+        on_attempt=job.attempts,
+        before_effects=record_images,
+        progress=1.0,
+        gpu_seconds=gpu_seconds,
+        batch_size=batch_images,
+        error_code="",
+        error_message="",
+    )
+    if finished is None:
+        # Canceled, or reaped and re-claimed while we ran: the current owner decides.
+        logger.warning("job %s changed hands during its run; its output is dropped", job.id)
+        delete_objects(written)
+        return
+    for key in stale_keys:
+        with contextlib.suppress(OSError):
+            storage.delete_object(key)
+
+
+def delete_objects(written: list[dict[str, Any]]) -> None:
+    for row in written:
+        for key in (row["storage_key"], row["thumbnail_key"]):
+            with contextlib.suppress(OSError):
+                storage.delete_object(key)
+
+
+def finish_canceled(job: GenerationJob) -> None:
+    job_transition(job_id=job.id, from_status=JobStatus.RUNNING, to_status=JobStatus.CANCELED)
+
+
+def actionable_error(job: GenerationJob, exc: BaseException) -> tuple[str, str, bool]:
+    """(code, message a person can act on, whether retrying may help) for the job's own error."""
+    from models_registry.artifacts import ArtifactError
+
+    from .engine.providers.base import ProviderError
+
+    p = job.params
+    if isinstance(exc, ValidationError):
+        return "invalid_model", "; ".join(exc.messages), False
+    if is_out_of_memory(exc):
+        return (
+            "out_of_memory",
+            f"The GPU ran out of memory making the {job.num_images} image(s) of this job at "
+            f"{p.get('width')}×{p.get('height')}, even one image at a time. Ask for a smaller "
+            "size or fewer steps.",
+            False,
+        )
+    if isinstance(exc, ArtifactError):
+        return (
+            "model_unavailable",
+            f"The model's weights could not be loaded ({exc}). Ask an admin to re-register the "
+            "model version, or generate with another model.",
+            False,
+        )
+    if isinstance(exc, ProviderError):
+        retryable = bool(getattr(exc, "retryable", False))
+        return (
+            "provider_error",
+            f"The hosted model '{job.backend}' refused the request: {exc}."
+            + (" It will be retried." if retryable else " Change the request and submit again."),
+            retryable,
+        )
+    if isinstance(exc, ValueError):
+        return "invalid_parameters", f"{exc} Change the request and submit again.", False
+    return (
+        "worker_error",
+        f"Generation failed ({type(exc).__name__}: {exc}). Submit again; if it keeps failing, "
+        f"report job {job.id} to your administrator.",
+        True,
+    )
+
+
+def fail_or_retry(job: GenerationJob, exc: BaseException) -> None:
+    code, message, retryable = actionable_error(job, exc)
+    if retryable and job.attempts < job.max_attempts and not job.cancel_requested:
+        retried = job_transition(
+            job_id=job.id,
+            from_status=JobStatus.RUNNING,
+            to_status=JobStatus.PENDING,
+            on_attempt=job.attempts,
+            lease_expires_at=timezone.now()
+            + timedelta(seconds=settings.EASEL_PENDING_RESEND_SECONDS),
+            error_code=code,
+            error_message=f"Attempt {job.attempts} failed: {message}",
+        )
+        if retried is not None:
+            from .tasks import enqueue_generation
+
+            enqueue_generation(job=retried, countdown=min(60, 5 * 2**job.attempts))
+        return
+    if job.attempts >= job.max_attempts and retryable:
+        message = f"Failed after {job.attempts} attempts. {message}"
+    job_transition(
+        job_id=job.id,
+        from_status=JobStatus.RUNNING,
+        to_status=JobStatus.FAILED,
+        on_attempt=job.attempts,
+        error_code=code,
+        error_message=message,
+    )
