@@ -1,0 +1,341 @@
+"""The quality gate's built-in image checks: every good synthetic product shot (6 colours × 3
+shapes × 2 backdrops, several seeds, 32 and 64 px) passes all of them, and each defect derived
+from a good shot fails its own check with a reason that names it.
+
+The defect builders here are also what scripts/measure_image_checks.py measures the thresholds on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from generation.engine.quality.checks import (
+    CheckResult,
+    CheckThresholds,
+    black_or_nan,
+    blank_or_flat,
+    blur,
+    colour_expectation,
+    exposure,
+    near_duplicates,
+    noise,
+    perceptual_hash,
+    run_image_checks,
+    subject_colour,
+    subject_cropped,
+    wrong_size,
+)
+from generation.engine.quality.colour import COLOUR_NAMES
+from models_registry.engine.shapes_data import BACKGROUNDS, COLOURS, SHAPES, render_shots
+
+ROOT = Path(__file__).resolve().parents[3]
+PROMPTS = list(itertools.product(COLOURS, SHAPES, BACKGROUNDS))
+SEEDS = (0, 1, 2, 3)
+
+
+def render_jobs(size: int, seeds: tuple[int, ...] = SEEDS) -> list[tuple[str, np.ndarray]]:
+    """One "job" per prompt: its colour and one shot per seed, (len(seeds), size, size, 3)."""
+    colours, shapes, backgrounds = (list(names) for names in zip(*PROMPTS, strict=True))
+    shots = np.stack([render_shots(colours, shapes, backgrounds, seed, size) for seed in seeds])
+    return [(colour, shots[:, index]) for index, (colour, _, _) in enumerate(PROMPTS)]
+
+
+def flat_fill(image: np.ndarray) -> np.ndarray:
+    """The image's median colour everywhere: a solid fill."""
+    colour = np.median(image.reshape(-1, 3), axis=0).astype(np.uint8)
+    return np.broadcast_to(colour, image.shape).copy()
+
+
+def empty_backdrop(image: np.ndarray) -> np.ndarray:
+    """The backdrop without its subject: its plainer edge column (the other may hold a bit of
+    the shadow), studio fall-off included, repeated across."""
+    column = min((image[:, :1], image[:, -1:]), key=lambda edge: edge.astype(float).std())
+    return np.repeat(column, image.shape[1], axis=1)
+
+
+def random_noise(image: np.ndarray, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, image.shape, dtype=np.uint8)
+
+
+def blurred(image: np.ndarray, *, box: bool = False) -> np.ndarray:
+    """Visibly soft: a Gaussian blur of 1/16 of the side (σ 2 px at 32 px), or a box of 1/12
+    (a single box pass keeps steps at the ends of thin parts, so it needs the wider radius)."""
+    width = image.shape[1]
+    blur_filter = ImageFilter.BoxBlur(width / 12) if box else ImageFilter.GaussianBlur(width / 16)
+    return np.asarray(Image.fromarray(image).filter(blur_filter))
+
+
+def exposed(image: np.ndarray, gain: float) -> np.ndarray:
+    """Pixel values scaled by `gain` (3 over, 1/4 under) and clipped, as by a sensor."""
+    return np.clip(image.astype(np.float64) * gain, 0, 255).astype(np.uint8)
+
+
+def hue_rotated(image: np.ndarray, degrees: float) -> np.ndarray:
+    hsv = np.asarray(Image.fromarray(image).convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int64) + round(degrees / 360 * 256)) % 256
+    return np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))
+
+
+def subject_box(image: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the pixels that differ from the backdrop of their row."""
+    mask = np.abs(image.astype(np.int64) - image[:, :1]).max(axis=-1) > 40
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
+def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Moved by (dy, dx) px; what is uncovered repeats the backdrop at the edge."""
+    height, width = image.shape[:2]
+    pad = ((abs(dy), abs(dy)), (abs(dx), abs(dx)), (0, 0))
+    padded = np.pad(image, pad, mode="edge")
+    top, left = abs(dy) - dy, abs(dx) - dx
+    return padded[top : top + height, left : left + width]
+
+
+def cropped(image: np.ndarray, side: str) -> np.ndarray:
+    """The subject moved so that its centre lies on the `side` edge: half of it is cut off."""
+    top, bottom, left, right = subject_box(image)
+    centre_y, centre_x = (top + bottom) // 2, (left + right) // 2
+    height, width = image.shape[:2]
+    dy, dx = {
+        "top": (-centre_y, 0),
+        "bottom": (height - 1 - centre_y, 0),
+        "left": (0, -centre_x),
+        "right": (0, width - 1 - centre_x),
+    }[side]
+    return shifted(image, dy, dx)
+
+
+def near_copy(image: np.ndarray, seed: int) -> np.ndarray:
+    """The same image with slight noise (σ 3 of 255), as after a re-encode."""
+    jitter = np.random.default_rng(seed).normal(0, 3, image.shape)
+    return np.clip(image + jitter, 0, 255).astype(np.uint8)
+
+
+def resized(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def good_shots(size: int) -> list[np.ndarray]:
+    return [shot for _, shots in render_jobs(size, seeds=(0, 1)) for shot in shots]
+
+
+def failed(results: list[CheckResult]) -> dict[str, str]:
+    return {result.check: result.reason for result in results if not result.passed}
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_good_shots_pass_every_check(size):
+    every_check = [
+        "black_or_nan",
+        "blank_or_flat",
+        "exposure",
+        "blur",
+        "noise",
+        "wrong_size",
+        "near_duplicate",
+        "subject_cropped",
+        "colour_expectation",
+    ]
+    for colour, shots in render_jobs(size):
+        job = run_image_checks(shots, expected_size=(size, size), expected_colour=colour)
+        assert len(job) == len(shots)
+        for results in job:
+            assert failed(results) == {}
+            assert [result.check for result in results] == every_check
+            assert all(0.5 <= result.confidence <= 1.0 for result in results)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_a_flat_fill_and_an_empty_backdrop_fail_as_blank(size):
+    for shot in good_shots(size):
+        for blank in (flat_fill(shot), empty_backdrop(shot)):
+            result = blank_or_flat(blank)
+            assert not result.passed
+            assert result.reason.startswith("The image is almost uniformly one colour (std ")
+
+
+def test_a_black_output_and_a_nan_output_fail_as_black():
+    black = black_or_nan(np.zeros((64, 64, 3), np.uint8))
+    assert not black.passed and "black" in black.reason and black.value == 1.0
+
+    decoded = np.full((64, 64, 3), 0.5, np.float32)
+    decoded[:40] = np.nan  # fp16 overflow: NaNs decode as black
+    nan = black_or_nan(decoded)
+    assert not nan.passed and "NaN values (62% of pixels)" in nan.reason
+
+    dark_shot = render_shots(["purple"], ["bottle"], ["dark"], seed=0, size=64)[0]
+    assert black_or_nan(dark_shot).passed
+    assert black_or_nan(dark_shot.astype(np.float32) / 255).passed
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_random_noise_fails_as_noise(size):
+    for seed, shot in enumerate(good_shots(size)[:12]):
+        result = noise(random_noise(shot, seed))
+        assert not result.passed
+        assert result.reason.startswith("The image looks like random noise")
+
+
+@pytest.mark.parametrize("size", [32, 64, 256])
+def test_blurred_shots_fail_as_blurred_at_every_size(size):
+    shots = good_shots(size) if size < 256 else good_shots(size)[::6]
+    for shot in shots:
+        assert blur(shot).passed
+        heavy = np.asarray(Image.fromarray(shot).filter(ImageFilter.GaussianBlur(size / 8)))
+        for soft in (blurred(shot), blurred(shot, box=True), heavy):
+            result = blur(soft)
+            assert not result.passed
+            assert result.reason.startswith("Blurred: edges are soft (sharpness ")
+
+
+def test_a_flat_image_is_not_judged_for_blur_or_noise():
+    flat = np.full((32, 32, 3), 200, np.uint8)
+    for result in (blur(flat), noise(flat)):
+        assert result.passed and result.confidence == 0.0 and result.value is None
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_over_and_under_exposed_shots_fail_exposure(size):
+    for shot in good_shots(size):
+        over = exposure(exposed(shot, 3.0))
+        assert not over.passed and over.reason.startswith("Over-exposed: ")
+        under = exposure(exposed(shot, 0.25))
+        assert not under.passed and under.reason.startswith(
+            "Under-exposed: even the brightest parts reach only "
+        )
+
+
+def test_a_product_on_pure_white_is_not_over_exposed():
+    shot = render_shots(["blue"], ["box"], ["white"], seed=0, size=64)[0]
+    backdrop = np.abs(shot.astype(np.int64) - shot[:, :1]).max(axis=-1) <= 40
+    pure_white = np.where(backdrop[..., None], np.uint8(255), shot)
+    assert exposure(pure_white).passed
+
+
+def test_an_image_of_the_wrong_size_fails():
+    shot = render_shots(["red"], ["apple"], ["white"], seed=0, size=64)[0]
+    assert wrong_size(shot, (64, 64)).passed
+    result = wrong_size(resized(shot, 64, 48), (64, 64))
+    assert not result.passed
+    assert result.reason == "Wrong size: the image is 64×48 px, but 64×64 px was requested."
+    assert not wrong_size(shot, (64, 48)).passed  # (width, height), as on the job
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_the_later_of_two_near_duplicates_fails(size):
+    for seed, shot in enumerate(good_shots(size)):
+        other = render_shots(["green"], ["bottle"], ["dark"], seed=seed, size=size)[0]
+        first, repeat, copy, distinct = near_duplicates(
+            [shot, shot.copy(), near_copy(shot, seed), other]
+        )
+        assert first.passed
+        assert not repeat.passed and repeat.reason.startswith("A near-duplicate of output 1 ")
+        assert not copy.passed and copy.reason.startswith("A near-duplicate of output ")
+        assert distinct.passed
+    assert perceptual_hash(shot) == perceptual_hash(shot.copy())
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_a_subject_cut_off_at_an_edge_fails_as_cropped(size):
+    for index, shot in enumerate(good_shots(size)):
+        side = ("top", "bottom", "left", "right")[index % 4]
+        result = subject_cropped(cropped(shot, side))
+        assert not result.passed
+        assert result.reason.startswith(f"The subject is cut off at the {side} edge (")
+
+
+def test_a_subject_on_a_busy_background_is_not_judged_for_cropping():
+    busy = random_noise(np.zeros((64, 64, 3), np.uint8), seed=0)
+    result = subject_cropped(busy)
+    assert result.passed and result.confidence == 0.0
+
+
+def test_a_floor_across_the_bottom_is_not_a_cropped_subject():
+    shot = render_shots(["red"], ["box"], ["white"], seed=0, size=64)[0].copy()
+    shot[56:] = (120, 80, 50)  # a wooden table along the whole bottom edge
+    assert subject_cropped(shot).passed
+
+
+@pytest.mark.parametrize("size", [32, 64])
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_hue_rotated_shot_fails_its_colour(size, degrees):
+    for colour, shots in render_jobs(size, seeds=(0, 1)):
+        for shot in shots:
+            result = colour_expectation(hue_rotated(shot, degrees), colour)
+            assert not result.passed
+            assert result.reason.startswith("Wrong colour: the subject looks ")
+            assert f", not {colour}" in result.reason
+
+
+def _disc(rgb: tuple[int, int, int], backdrop: tuple[int, int, int]) -> np.ndarray:
+    """A flat disc of `rgb` on `backdrop`, 64 px."""
+    y, x = np.mgrid[0:64, 0:64]
+    inside = (y - 32) ** 2 + (x - 32) ** 2 <= 18**2
+    return np.where(inside[..., None], np.array(rgb, np.uint8), np.array(backdrop, np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("name", "rgb"),
+    [
+        *COLOURS.items(),  # the shots' palette lands on its own names
+        ("pink", (240, 90, 170)),
+        ("brown", (125, 70, 30)),
+        ("white", (250, 250, 250)),
+        ("grey", (128, 128, 128)),
+        ("black", (15, 15, 15)),
+        ("cyan", (30, 200, 210)),
+    ],
+)
+def test_each_named_colour_is_recognised_on_either_backdrop(name, rgb):
+    for backdrop in ((60, 110, 60), (20, 20, 20) if name != "black" else (240, 240, 240)):
+        image = _disc(rgb, backdrop)
+        assert subject_colour(image)[0] == name
+        assert colour_expectation(image, name).passed
+        others = [other for other in COLOUR_NAMES if other != name]
+        assert not any(colour_expectation(image, other).passed for other in others)
+
+
+def test_colour_names_are_matched_loosely_and_unknown_ones_refused():
+    image = _disc((128, 128, 128), (20, 20, 20))
+    assert colour_expectation(image, " Gray ").passed
+    with pytest.raises(ValueError, match="Unknown colour 'teal'; use one of red, orange"):
+        colour_expectation(image, "teal")
+    with pytest.raises(ValueError, match="Unknown colour"):
+        run_image_checks([image], expected_size=None, expected_colour="teal")
+
+
+def test_inputs_are_validated_up_front():
+    with pytest.raises(ValueError, match=r"shape \(H, W, 3\), got \(32, 32\)"):
+        blank_or_flat(np.zeros((32, 32), np.uint8))
+    with pytest.raises(ValueError, match="uint8 or float pixels, got int64"):
+        blank_or_flat(np.zeros((32, 32, 3), np.int64))
+    with pytest.raises(ValueError, match="expected_size must be"):
+        run_image_checks([np.zeros((8, 8, 3), np.uint8)], expected_size=(0, 8))
+
+
+def test_checks_without_an_expectation_are_left_out_and_thresholds_apply():
+    shot = render_shots(["red"], ["apple"], ["white"], seed=0, size=32)[0]
+    (results,) = run_image_checks([shot], expected_size=None)
+    assert {"wrong_size", "colour_expectation"}.isdisjoint(r.check for r in results)
+    strict = CheckThresholds(blurred_sharpness=100.0)
+    (results,) = run_image_checks([shot], expected_size=None, thresholds=strict)
+    assert set(failed(results)) == {"blur"}
+
+
+def test_the_checks_import_neither_django_nor_torch():
+    code = (
+        "import sys, generation.engine.quality.checks; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'django', 'torch', 'cv2'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]"
