@@ -31,6 +31,9 @@ def finish_batch(
     *,
     images_per_call: int | None = None,
 ) -> None:
+    """Finish every job of a call that produced ``outputs``: canceled ones drop their images, the
+    others store them and succeed, each charged its share of ``seconds`` (a storage error fails or
+    retries only that job)."""
     total_images = sum(job.num_images for job in jobs) or 1
     batch_images = min(images_per_call or total_images, total_images)
     canceled = set(
