@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import factory
 from django.contrib.auth import get_user_model
@@ -11,6 +12,26 @@ from tenants import services
 from tenants.models import Organization, Team
 from tenants.principal import Principal
 from tenants.roles import Action, Role
+
+if TYPE_CHECKING:
+    from generation.models import GeneratedImage, GenerationJob
+
+
+def make_image_row(job: GenerationJob, *, index: int = 0) -> GeneratedImage:
+    """A ``GeneratedImage`` row for ``job`` (attempt 1, seed 7, 64×64); no object is stored."""
+    from generation.models import GeneratedImage
+
+    return GeneratedImage.objects.create(
+        organization_id=job.organization_id,
+        job=job,
+        index=index,
+        attempt=1,
+        seed=7,
+        storage_key=f"orgs/{job.organization_id}/generations/{job.pk}/{index}-1.png",
+        sha256="0" * 64,
+        width=64,
+        height=64,
+    )
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from generation.models import GeneratedImage, GenerationJob, JobStatus
+from generation.models import GenerationJob, JobStatus
 from generation.services import generation_job_create
 from generation.template_services import prompt_template_create
 from models_registry import services as registry_services
@@ -44,7 +44,7 @@ from tenants import services as tenant_services
 from tenants.models import AuditEvent
 from tenants.roles import Action, Role
 
-from .factories import make_org, make_persona
+from .factories import make_image_row, make_org, make_persona
 from .registry.conftest import write_fake_lora
 
 CHECKS = [
@@ -90,17 +90,7 @@ def api_data(db, tiny_base_model, tmp_path) -> Iterator[dict[str, Any]]:  # type
     GenerationJob.objects.filter(pk=finished.pk).update(
         status=JobStatus.SUCCEEDED, progress=1.0, finished_at=timezone.now()
     )
-    image = GeneratedImage.objects.create(
-        organization=org,
-        job=finished,
-        index=0,
-        attempt=1,
-        seed=7,
-        storage_key=f"orgs/{org.pk}/generations/{finished.id}/0-1.png",
-        sha256="0" * 64,
-        width=64,
-        height=64,
-    )
+    image = make_image_row(finished)
     # Not the key the requests use: the generated requests revoke every key they can name.
     spare_key, _raw = tenant_services.api_key_create(
         actor=owner, team=team, name="spare", scopes=[Action.VIEW]

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from generation.api.generations import prefer_wait_seconds
 from generation.models import GeneratedImage, GenerationJob, JobStatus
 from tenants.models import Quota, UsageRecord
+from tests.factories import make_image_row
 
 BODY = {"prompt": "a red apple on a table", "model": "tiny", "seed": 7, "steps": 2}
 
@@ -175,18 +176,7 @@ def test_cancel_of_a_succeeded_job_is_a_409(submit, client_for, owner):
 
 
 def _image_for(job_id: str) -> GeneratedImage:
-    job = GenerationJob.objects.get(id=job_id)
-    return GeneratedImage.objects.create(
-        organization=job.organization,
-        job=job,
-        index=0,
-        attempt=1,
-        seed=7,
-        storage_key=f"orgs/{job.organization_id}/generations/{job.id}/0-1.png",
-        sha256="0" * 64,
-        width=64,
-        height=64,
-    )
+    return make_image_row(GenerationJob.objects.get(id=job_id))
 
 
 def test_outsider_gets_404_for_another_orgs_job_images_and_download(submit, client_for, outsider):

@@ -15,6 +15,16 @@ from models_registry import services
 from models_registry.models import BaseModel, Category, ModelVersion
 from tenants.principal import Principal
 
+# A shapes build in seconds: exercises every stage, learns nothing.
+QUICK_SHAPES = {
+    "num_images": 64,
+    "vae_steps": 2,
+    "unet_steps": 3,
+    "vae_batch_size": 8,
+    "unet_batch_size": 8,
+    "num_threads": 1,
+}
+
 
 def write_fake_lora(path: Path, *, marker: str | None = None) -> Path:
     """A minimal safetensors file with one LoRA-named tensor; unique content per call."""

@@ -13,39 +13,19 @@ from models_registry import services
 from models_registry.models import (
     Alias,
     AliasHistory,
-    BaseModel,
-    BuildStatus,
     Category,
     ModelVersion,
-    VersionKind,
 )
 from tests.conftest import require_service
-
-
-def _versions(org, count: int) -> tuple[Category, list[ModelVersion]]:  # type: ignore[no-untyped-def]
-    base = BaseModel.objects.create(
-        name="tiny-rows", family="tiny", status=BuildStatus.READY, default_params={}
-    )
-    category = Category.objects.create(organization=org, slug="mugs", name="Mugs")
-    versions = [
-        ModelVersion.objects.create(
-            organization=org,
-            category=category,
-            base=base,
-            kind=VersionKind.LORA,
-            artifact_uri=f"test://mugs/{n}",
-            sha256=f"{n:064d}",
-        )
-        for n in range(count)
-    ]
-    return category, versions
+from tests.studio.conftest import make_category
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_first_promotions_both_succeed(owner):
     if connection.vendor != "postgresql":
         require_service("PostgreSQL", "concurrent writers need it (SQLite serializes them)")
-    category, versions = _versions(owner.org, 2)
+    category = make_category(owner.org, versions=2)
+    versions = list(category.versions.order_by("pk"))
     # Hold each promotion between "is there an alias row?" and writing it, until both are
     # there (or, once promotions are serialized, until the wait gives up): this is the window
     # in which two first promotions both decided to insert the row.

@@ -22,17 +22,9 @@ from tenants.models import AuditEvent, Organization
 
 from ..conftest import require_service
 from ..factories import make_org
+from .conftest import QUICK_SHAPES
 
 pytestmark = pytest.mark.django_db
-
-QUICK_SHAPES = {
-    "num_images": 64,
-    "vae_steps": 2,
-    "unet_steps": 3,
-    "vae_batch_size": 8,
-    "unet_batch_size": 8,
-    "num_threads": 1,
-}
 
 
 def _run(*args: str) -> str:

@@ -21,17 +21,11 @@ from models_registry import shapes_readme
 from models_registry.engine.shapes_data import COLOUR_NAMES, SHAPES
 from models_registry.models import BaseModel
 
+from .conftest import QUICK_SHAPES
+
 pytestmark = pytest.mark.django_db
 
-QUICK = {
-    "num_images": 64,
-    "vae_steps": 2,
-    "unet_steps": 3,
-    "vae_batch_size": 8,
-    "unet_batch_size": 8,
-    "num_threads": 1,
-    "sample_steps": 2,
-}
+QUICK = QUICK_SHAPES | {"sample_steps": 2}
 QUICK_ARGS = [f"--set={key}={value}" for key, value in QUICK.items()]
 README = Path(django_settings.BASE_DIR) / "README.md"
 
