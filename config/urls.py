@@ -15,6 +15,7 @@ admin.site.login_form = LockoutAdminAuthenticationForm
 
 api_v1 = [
     path("", include("tenants.api.urls")),
+    path("", include("generation.api.quality")),
     path("", include("generation.api.templates")),
     path("", include("generation.api.urls")),
     path("", include("models_registry.api.urls")),

@@ -1,5 +1,6 @@
 """Demo prompt templates for ``make run``, written in the caption style the built-in ``shapes``
-model was trained on ("a red apple on a white background"), so the demo's images follow them."""
+model was trained on ("a red apple on a white background"), so the demo's images follow them,
+with rubrics the built-in checks answer (and one for the VLM, once an organization turns it on)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,22 @@ DEMO_TEMPLATES = (
             "a green bottle on a dark background",
         ],
         "rubric": [
-            "Is the product the main subject?",
-            "Is the background the requested colour?",
-            "Is the product the requested colour?",
+            {"question": "Is the product the main subject?", "judge": "check", "check": "subject"},
+            {"question": "Is the background {background}?", "judge": "check", "check": "backdrop"},
+            {"question": "Is the product {color}?", "judge": "check", "check": "colour"},
+            # Answered once an organization turns the VLM on; until then shown as not judged.
+            {"question": "Is the product a {product}?", "judge": "vlm"},
         ],
     },
     {
         "application": "catalog-tile",
         "text": "a {color} {product} on a white background",
         "few_shot_examples": ["a yellow box on a white background"],
-        "rubric": ["Is the background plain white?", "Is the product centred and whole?"],
+        "rubric": [
+            {"question": "Is the background plain white?", "judge": "check", "check": "backdrop"},
+            {"question": "Is the product centred and whole?", "judge": "check", "check": "subject"},
+            {"question": "Is the product {color}?", "judge": "check", "check": "colour"},
+        ],
     },
 )
 

@@ -1,6 +1,7 @@
-"""Finishing a job after its pipeline call: store its images and succeed, drop a canceled job's
-images, or fail (or retry) it with an error a person can act on. Every status change goes through
-``job_transition``; objects written for an attempt that does not finish are deleted.
+"""Finishing a job after its pipeline call: store and judge its images (then ``outcomes``
+decides), drop a canceled job's images, or fail (or retry) it with an error a person can act on.
+Every status change goes through ``job_transition``; objects written for an attempt that does not
+finish are deleted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from . import storage
+from . import outcomes, quality, storage
+from .engine.quality.judges import JudgedImage
 from .models import GeneratedImage, GenerationJob, JobStatus
 from .running import Output, is_out_of_memory
 from .transitions import job_transition
@@ -74,25 +76,29 @@ def png_metadata(job: GenerationJob, *, seed: int, index: int) -> dict[str, Any]
 def store_and_succeed(
     job: GenerationJob, outputs: list[Output], *, gpu_seconds: float, batch_images: int
 ) -> None:
+    """Store an attempt's images, judge them, and finish the attempt (see ``outcomes``).
+
+    The inline judges (checks, safety, CLIP) run here; when the job's rubric needs the VLM, or
+    the LLM is to refine the prompt, the attempt waits in ``judging`` for the CPU worker.
+    """
     from PIL import Image
 
     written: list[dict[str, Any]] = []
+    judged: list[JudgedImage] = []
+    size = (int(job.params["width"]), int(job.params["height"]))
     try:
-        for index, out in enumerate(outputs):
+        for out in outputs:
             image = out.image
             if image is None:
                 image = Image.open(io.BytesIO(out.png_bytes), formats=["PNG", "JPEG"])
                 image.load()
-            data = storage.encode_png(image, png_metadata(job, seed=out.seed, index=index))
-            key = storage.image_key(
-                org_id=job.organization_id, job_id=job.id, index=index, attempt=job.attempts
-            )
-            thumb = storage.thumbnail_key(
-                org_id=job.organization_id, job_id=job.id, index=index, attempt=job.attempts
-            )
+            data = storage.encode_png(image, png_metadata(job, seed=out.seed, index=out.index))
+            ids = {"org_id": job.organization_id, "job_id": job.id, "index": out.index}
+            key = storage.image_key(**ids, attempt=job.attempts)
+            thumb = storage.thumbnail_key(**ids, attempt=job.attempts)
             written.append(
                 {
-                    "index": index,
+                    "index": out.index,
                     "seed": out.seed,
                     "storage_key": key,
                     "thumbnail_key": thumb,
@@ -104,47 +110,68 @@ def store_and_succeed(
             )
             storage.write_object(key, data)
             storage.write_object(thumb, storage.encode_thumbnail(image))
+            judged.append(quality.judged_image(image, png=data, prompt=job.prompt, size=size))
     except Exception:
         delete_objects(written)
         raise
-    stale_keys: list[str] = []
+    gate = quality.job_gate(job)
+    answers = quality.answer(gate, judged, judges=gate.inline_judges)
+    verdicts = [quality.verdict_of(gate, a) for a in answers] if not gate.needs_queue else []
+    wants_llm = gate.llm_refine and any(not v.passed for v in verdicts)
 
-    def record_images(finished: GenerationJob) -> None:
-        stale = GeneratedImage.objects.filter(job=finished).exclude(attempt=finished.attempts)
-        for row in stale:
-            stale_keys.extend([row.storage_key, row.thumbnail_key])
-        stale.delete()
-        for row in written:
-            GeneratedImage.objects.update_or_create(
-                job=finished,
-                index=row["index"],
-                attempt=finished.attempts,
-                defaults={
-                    "organization_id": finished.organization_id,
-                    **{k: v for k, v in row.items() if k != "index"},
-                },
-            )
+    def record(scores: list[dict[str, Any]]) -> Any:
+        def record_images(finished: GenerationJob) -> list[GeneratedImage]:
+            rows = []
+            for row, image_scores in zip(written, scores, strict=True):
+                image_row, _ = GeneratedImage.objects.update_or_create(
+                    job=finished,
+                    index=row["index"],
+                    attempt=finished.attempts,
+                    defaults={
+                        "organization_id": finished.organization_id,
+                        "scores": image_scores,
+                        **{k: v for k, v in row.items() if k != "index"},
+                    },
+                )
+                rows.append(image_row)
+            return rows
 
-    finished = job_transition(
-        job_id=job.id,
-        from_status=JobStatus.RUNNING,
-        to_status=JobStatus.SUCCEEDED,
-        on_attempt=job.attempts,
-        before_effects=record_images,
-        progress=1.0,
-        gpu_seconds=gpu_seconds,
-        batch_size=batch_images,
-        error_code="",
-        error_message="",
-    )
+        return record_images
+
+    run_fields = {
+        "gpu_seconds": outcomes.gpu_seconds_added(gpu_seconds),
+        "batch_size": batch_images,
+    }
+    if gate.needs_queue or wants_llm:
+        pending = [quality.pending_scores(gate, a) for a in answers]
+        finished = job_transition(
+            job_id=job.id,
+            from_status=JobStatus.RUNNING,
+            to_status=JobStatus.JUDGING,
+            on_attempt=job.attempts,
+            before_effects=record(pending),
+            progress=1.0,
+            lease_expires_at=timezone.now() + timedelta(seconds=settings.EASEL_JUDGE_LEASE_SECONDS),
+            **run_fields,
+        )
+        if finished is not None:
+            from .tasks import enqueue_judging
+
+            enqueue_judging(job=finished)
+    else:
+        finished = outcomes.attempt_judged(
+            job=job,
+            from_status=JobStatus.RUNNING,
+            gate=gate,
+            verdicts=[(row["index"], v) for row, v in zip(written, verdicts, strict=True)],
+            record=record([v.as_scores() for v in verdicts]),
+            use_llm=False,
+            **run_fields,
+        )
     if finished is None:
         # Canceled, or reaped and re-claimed while we ran: the current owner decides.
         logger.warning("job %s changed hands during its run; its output is dropped", job.id)
         delete_objects(written)
-        return
-    for key in stale_keys:
-        with contextlib.suppress(OSError):
-            storage.delete_object(key)
 
 
 def delete_objects(written: list[dict[str, Any]]) -> None:

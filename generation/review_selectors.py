@@ -4,31 +4,27 @@ the reviewed gallery, published images, and how often reviewers agree with the q
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from tenants.models import Organization
 
 from .models import GeneratedImage, ImageReview, JobStatus, PublishedImage, ReviewStatus
 
-
-def _final_attempts(images: QuerySet[GeneratedImage]) -> QuerySet[GeneratedImage]:
-    """Only the last attempt of each image index (earlier ones were retried by the gate)."""
-    later = GeneratedImage.objects.filter(
-        job=OuterRef("job"), index=OuterRef("index"), attempt__gt=OuterRef("attempt")
-    )
-    return images.exclude(Exists(later))
+NO_TEMPLATE = "(no template)"
 
 
 def deliverable_image_list_for_org(*, org: Organization) -> QuerySet[GeneratedImage]:
-    """Images a succeeded job delivered (final attempts), newest first, with their review."""
-    images = GeneratedImage.objects.filter(organization=org, job__status=JobStatus.SUCCEEDED)
-    return (
-        _final_attempts(images)
-        .select_related("job", "job__category", "job__template", "job__model_version", "review")
-        .order_by("-created_at", "index")
+    """Images a succeeded job delivered (per index, its result: the best attempt that passed the
+    gate), newest first, with their review."""
+    images = GeneratedImage.objects.filter(
+        organization=org, job__status=JobStatus.SUCCEEDED, is_result=True
     )
+    return images.select_related(
+        "job", "job__category", "job__template", "job__model_version", "review"
+    ).order_by("-created_at", "index")
 
 
 def review_queue_for_org(
@@ -116,6 +112,13 @@ class Agreement:
     def rate(self) -> float | None:
         return self.agreed / self.scored if self.scored else None
 
+    @classmethod
+    def total(cls, parts: Iterable[Agreement]) -> Agreement:
+        parts = list(parts)
+        return cls(
+            **{name: sum(getattr(p, name) for p in parts) for name in cls.__dataclass_fields__}
+        )
+
     @property
     def approval_rate(self) -> float | None:
         decided = self.scored + self.unscored_approved + self.unscored_rejected
@@ -123,18 +126,35 @@ class Agreement:
         return approved / decided if decided else None
 
 
-def review_agreement_for_org(*, org: Organization) -> Agreement:
-    reviews = ImageReview.objects.filter(organization=org)
-
-    def count(status: str, gate: bool | None) -> int:
-        lookup = Q(gate_passed__isnull=True) if gate is None else Q(gate_passed=gate)
-        return reviews.filter(lookup, status=status).count()
-
-    return Agreement(
-        approved_passed=count(ReviewStatus.APPROVED, True),
-        rejected_passed=count(ReviewStatus.REJECTED, True),
-        approved_failed=count(ReviewStatus.APPROVED, False),
-        rejected_failed=count(ReviewStatus.REJECTED, False),
-        unscored_approved=count(ReviewStatus.APPROVED, None),
-        unscored_rejected=count(ReviewStatus.REJECTED, None),
+def review_agreement_by_template(*, org: Organization | None) -> dict[str, Agreement]:
+    """Reviewer-vs-gate `Agreement` per template application (`NO_TEMPLATE` for images of jobs
+    without one), from one grouped query over the reviews of ``org`` (of every organization when
+    None: the platform-wide figure ``manage.py evaluate_gate`` prints for staff)."""
+    reviews = (
+        ImageReview.objects.all() if org is None else ImageReview.objects.filter(organization=org)
     )
+    rows = (
+        reviews.values("image__job__template__application", "status", "gate_passed")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        application = row["image__job__template__application"] or NO_TEMPLATE
+        approved = row["status"] == ReviewStatus.APPROVED
+        gate = row["gate_passed"]
+        if gate is None:
+            cell = "unscored_approved" if approved else "unscored_rejected"
+        else:
+            cell = f"{'approved' if approved else 'rejected'}_{'passed' if gate else 'failed'}"
+        cells = counts.setdefault(application, {})
+        cells[cell] = cells.get(cell, 0) + row["count"]
+    names = Agreement.__dataclass_fields__
+    return {
+        application: Agreement(**{name: cells.get(name, 0) for name in names})
+        for application, cells in sorted(counts.items())
+    }
+
+
+def review_agreement_for_org(*, org: Organization) -> Agreement:
+    return Agreement.total(review_agreement_by_template(org=org).values())

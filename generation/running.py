@@ -26,14 +26,18 @@ class Output:
     """One produced image: PNG-ready PIL image (or PNG bytes from a hosted backend) + its seed."""
 
     seed: int
+    index: int = 0
     image: Any = None
     png_bytes: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def job_seeds(job: GenerationJob) -> list[int]:
+def image_plan(job: GenerationJob) -> list[tuple[int, int]]:
+    """(index, seed) of each image this attempt makes: every index on the first attempt, the
+    ones the quality gate asked for again after that. Image ``i`` uses seed ``seed + i``."""
     base = int(job.params.get("seed") or 0)
-    return [(base + i) % 2**32 for i in range(job.num_images)]
+    indices = job.regenerate or range(job.num_images)
+    return [(int(i), (base + int(i)) % 2**32) for i in indices]
 
 
 def generate(
@@ -53,9 +57,9 @@ def run_local(
     leader = jobs[0]
     p = leader.params
     specs: list[ImageSpec] = []
-    owners: list[Any] = []
+    owners: list[tuple[Any, int]] = []
     for job in jobs:
-        for seed in job_seeds(job):
+        for index, seed in image_plan(job):
             specs.append(
                 ImageSpec(
                     prompt=job.prompt,
@@ -63,7 +67,7 @@ def run_local(
                     seed=seed,
                 )
             )
-            owners.append(job.id)
+            owners.append((job.id, index))
     per_call = images_per_call or len(specs)
     watch = StepWatch(jobs)
     images: list[Any] = []
@@ -82,8 +86,8 @@ def run_local(
             images += result.images
             seconds += result.seconds
     outputs: dict[Any, list[Output]] = {job.id: [] for job in jobs}
-    for owner, image_spec, image in zip(owners, specs, images, strict=True):
-        outputs[owner].append(Output(seed=image_spec.seed, image=image))
+    for (owner, index), image_spec, image in zip(owners, specs, images, strict=True):
+        outputs[owner].append(Output(seed=image_spec.seed, index=index, image=image))
     return outputs, seconds
 
 
@@ -134,11 +138,13 @@ def run_hosted(job: GenerationJob) -> dict[Any, list[Output]]:
         raise ValueError(
             f"The hosted model '{job.backend}' is no longer configured (EASEL_PROVIDERS)."
         )
-    request = render_request_for(GenerationParams.from_dict(job.params))
-    images = backend_for(target).generate(request)
+    plan = image_plan(job)
+    params = GenerationParams.from_dict({**job.params, "num_images": len(plan)})
+    images = backend_for(target).generate(render_request_for(params))
     return {
         job.id: [
-            Output(seed=img.seed, png_bytes=img.png_bytes, meta=dict(img.meta)) for img in images
+            Output(seed=img.seed, index=index, png_bytes=img.png_bytes, meta=dict(img.meta))
+            for (index, _), img in zip(plan, images, strict=False)
         ]
     }
 

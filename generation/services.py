@@ -66,6 +66,18 @@ def batch_key_for(
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def job_batch_key(job: GenerationJob, params: Mapping[str, Any]) -> str:
+    """The batch key of ``job`` run with ``params`` (a refined attempt may change its cfg)."""
+    category, base = job.category_id, job.base_model_id
+    return batch_key_for(
+        backend=job.backend,
+        model_ref=job.model or (f"category:{category}" if category else f"default:{base}"),
+        base_id=base,
+        version_id=job.model_version_id,
+        params=params,
+    )
+
+
 def estimate_gpu_seconds(*, params: Mapping[str, Any], num_images: int) -> float:
     """A rough reservation; the worker settles the measured time."""
     pixels = int(params.get("width") or 512) * int(params.get("height") or 512)
@@ -103,7 +115,6 @@ def generation_job_create(
     base = resolved.base if resolved else None
     version = resolved.version if resolved else None
     category = resolved.category if resolved else None
-    model_ref = str(model or (f"category:{category.pk}" if category else f"default:{base.pk}"))
     job = GenerationJob(
         id=uuid.uuid4(),
         organization=org,
@@ -120,18 +131,12 @@ def generation_job_create(
         params=values,
         prompt=str(values.get("prompt") or ""),
         num_images=num_images,
-        batch_key=batch_key_for(
-            backend=hosted or "local",
-            model_ref=model_ref,
-            base_id=base.pk if base else None,
-            version_id=version.pk if version else None,
-            params=values,
-        ),
         priority=priority,
-        max_attempts=settings.EASEL_JOB_MAX_ATTEMPTS,
+        max_attempts=_max_attempts(template_id),
         lease_expires_at=timezone.now() + timedelta(seconds=settings.EASEL_PENDING_RESEND_SECONDS),
         idempotency_key=idempotency_key,
     )
+    job.batch_key = job_batch_key(job, values)
     job.full_clean(exclude=["params", "template", "category", "base_model", "model_version"])
     job.save(force_insert=True)
     quotas.quota_reserve(
@@ -159,6 +164,17 @@ def generation_job_create(
 
     enqueue_generation(job=job)
     return job
+
+
+def _max_attempts(template_id: int | None) -> int:
+    """A template's quality attempts bound the job's runs; otherwise the platform's default."""
+    from .models import PromptTemplate
+
+    if template_id is not None:
+        found = PromptTemplate.objects.filter(pk=template_id).values_list("max_attempts", flat=True)
+        if found:
+            return int(found[0])
+    return int(settings.EASEL_JOB_MAX_ATTEMPTS)
 
 
 @transaction.atomic
@@ -198,12 +214,13 @@ def generation_jobs_reap(*, now: Any = None) -> dict[str, int]:
     A ``running`` job past its lease lost its worker (crash, OOM kill, lost node): it goes back to
     ``pending`` and is enqueued again, or fails once ``max_attempts`` claims have been used. A
     ``pending`` job past its lease lost its message (broker flushed or restarted): it is enqueued
-    again. Each row changes by a conditional update, so two reapers never double-handle one.
+    again; a ``judging`` one lost its CPU worker: its judging is enqueued again. Each row changes
+    by a conditional update, so two reapers never double-handle one.
     """
-    from .tasks import enqueue_generation
+    from .tasks import enqueue_generation, enqueue_judging
 
     now = now or timezone.now()
-    counts = {"requeued": 0, "resent": 0, "failed": 0}
+    counts = {"requeued": 0, "resent": 0, "failed": 0, "rejudged": 0}
     resend = timedelta(seconds=settings.EASEL_PENDING_RESEND_SECONDS)
     stuck = GenerationJob.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
     for job in stuck.only("id", "attempts", "max_attempts", "cancel_requested")[:500]:
@@ -242,6 +259,15 @@ def generation_jobs_reap(*, now: Any = None) -> dict[str, int]:
             else:
                 enqueue_generation(job=moved)
                 counts["requeued"] += 1
+    judging = GenerationJob.objects.filter(status=JobStatus.JUDGING, lease_expires_at__lt=now)
+    for job in judging.only("id", "attempts")[:500]:
+        # The CPU worker judging it was lost: hand the attempt to another (judging is idempotent).
+        with transaction.atomic():
+            if GenerationJob.objects.filter(
+                id=job.id, status=JobStatus.JUDGING, lease_expires_at__lt=now
+            ).update(lease_expires_at=now + timedelta(seconds=settings.EASEL_JUDGE_LEASE_SECONDS)):
+                enqueue_judging(job=job)
+                counts["rejudged"] += 1
     lost = GenerationJob.objects.filter(status=JobStatus.PENDING, lease_expires_at__lt=now)
     for job in lost[:500]:
         with transaction.atomic():

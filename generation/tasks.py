@@ -1,7 +1,8 @@
 """Celery tasks for generation. Thin: they take ids and call the worker or a service.
 
 ``run_generation_interactive`` and ``run_generation_bulk`` are routed to the ``interactive`` and
-``bulk`` queues (config/celery_app.py); ``reap_generation_jobs`` runs on ``default`` from beat.
+``bulk`` queues (config/celery_app.py); ``judge_generation`` (network judges) runs on ``default``,
+and so does ``reap_generation_jobs``, from beat.
 No torch at import time: the worker module imports the engine inside its functions.
 """
 
@@ -30,6 +31,15 @@ def run_generation_bulk(job_id: str) -> int:
     return len(generation_run(job_id=job_id))
 
 
+@shared_task(name="generation.tasks.judge_generation", acks_late=True)
+def judge_generation(job_id: str, attempt: int) -> str | None:
+    """The network judges (VLM, LLM refinement) of an attempt waiting in ``judging``."""
+    from .outcomes import queued_judging_run
+
+    job = queued_judging_run(job_id=job_id, attempt=attempt)
+    return job.status if job else None
+
+
 @shared_task(name="generation.tasks.reap_generation_jobs")
 def reap_generation_jobs() -> dict[str, int]:
     from .services import generation_jobs_reap
@@ -45,3 +55,9 @@ def enqueue_generation(*, job: GenerationJob, countdown: float | None = None) ->
     job_id = str(job.id)
     options = {"countdown": countdown} if countdown else {}
     transaction.on_commit(lambda: task.apply_async(args=[job_id], **options))
+
+
+def enqueue_judging(*, job: GenerationJob) -> None:
+    """Send the job's current attempt to the CPU worker's judges once the transaction commits."""
+    job_id, attempt = str(job.id), job.attempts
+    transaction.on_commit(lambda: judge_generation.apply_async(args=[job_id, attempt]))

@@ -18,14 +18,19 @@ from tenants.services import audit_event_record, require
 
 from .models import PromptTemplate
 from .protocol import MAX_NEGATIVE_PROMPT_CHARS, MAX_VARIABLES, ProtocolParamsSerializer
+from .rubrics import (
+    DEFAULT_PASS_THRESHOLD,
+    DEFAULT_QUALITY_ATTEMPTS,
+    max_attempts_clean,
+    rubric_clean,
+    threshold_clean,
+)
 from .styles import STYLE_NAMES
 from .templates import TemplateSyntaxError, template_variables
 
 MAX_TEMPLATE_CHARS = 2000
 MAX_FEW_SHOT_EXAMPLES = 20
 MAX_EXAMPLE_CHARS = 1000
-MAX_RUBRIC_QUESTIONS = 30
-MAX_QUESTION_CHARS = 300
 EDITABLE_FIELDS = (
     "text",
     "few_shot_examples",
@@ -33,6 +38,8 @@ EDITABLE_FIELDS = (
     "negative_prompt",
     "default_params",
     "rubric",
+    "pass_threshold",
+    "max_attempts",
 )
 
 
@@ -66,6 +73,8 @@ def _validated_fields(
     negative_prompt: str,
     default_params: Any,
     rubric: Any,
+    pass_threshold: Any = DEFAULT_PASS_THRESHOLD,
+    max_attempts: Any = DEFAULT_QUALITY_ATTEMPTS,
 ) -> dict[str, Any]:
     """Check every editable field; errors name the field (and the parameter within
     ``default_params``)."""
@@ -105,9 +114,9 @@ def _validated_fields(
         "style": style or "",
         "negative_prompt": negative_prompt,
         "default_params": dict(params.validated_data),
-        "rubric": _string_list(
-            "rubric", rubric, max_items=MAX_RUBRIC_QUESTIONS, max_chars=MAX_QUESTION_CHARS
-        ),
+        "rubric": rubric_clean(rubric, variables=frozenset(names)),
+        "pass_threshold": threshold_clean(pass_threshold),
+        "max_attempts": max_attempts_clean(max_attempts),
     }
 
 
@@ -125,7 +134,9 @@ def prompt_template_create(
     style: str = "",
     negative_prompt: str = "",
     default_params: dict[str, Any] | None = None,
-    rubric: list[str] | None = None,
+    rubric: list[Any] | None = None,
+    pass_threshold: float = DEFAULT_PASS_THRESHOLD,
+    max_attempts: int = DEFAULT_QUALITY_ATTEMPTS,
 ) -> PromptTemplate:
     """Version 1 of a new application's template."""
     require(actor, Action.GENERATE)
@@ -136,6 +147,8 @@ def prompt_template_create(
         negative_prompt=negative_prompt,
         default_params=default_params or {},
         rubric=rubric or [],
+        pass_threshold=pass_threshold,
+        max_attempts=max_attempts,
     )
     exists = PromptTemplate.objects.filter(organization=actor.org, application=application)
     if exists.exists():

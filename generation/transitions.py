@@ -5,12 +5,15 @@ update and acts only if exactly one row changed: a redelivered task, a reaper an
 for one job can never both win. In the same transaction it does what every status change owes:
 
 - the audit log gets the transition (verb ``generation.<status>``, before and after);
-- a job that finishes settles its quota reservation (succeeded) or releases it (failed, canceled);
-- a job that finishes is announced by webhook (``job.<status>``, delivered after commit).
+- a job that finishes settles its quota reservation on the images of every attempt (succeeded,
+  failed_quality: the GPU ran for them) or releases it (failed, canceled);
+- a job that finishes is announced by webhook (``job.<status>``, delivered after commit), listing
+  only result images that passed the gate.
 
-A job moves ``pending → running → succeeded | failed | canceled``; ``running → pending`` is a retry
-(the attempt failed and may succeed again, or the worker's lease ran out), ``pending → canceled`` a
-cancel before any worker took it.
+A job moves ``pending → running → succeeded | failed | failed_quality | canceled``; ``running →
+pending`` is a retry (the attempt failed and may succeed again, the worker's lease ran out, or the
+quality gate refined the prompt), ``pending → canceled`` a cancel before any worker took it, and
+``running → judging →`` an attempt waiting for the CPU worker's network judges.
 """
 
 from __future__ import annotations
@@ -38,14 +41,22 @@ ALLOWED_TRANSITIONS = frozenset(
         (JobStatus.PENDING, JobStatus.CANCELED),
         (JobStatus.RUNNING, JobStatus.SUCCEEDED),
         (JobStatus.RUNNING, JobStatus.FAILED),
+        (JobStatus.RUNNING, JobStatus.FAILED_QUALITY),
         (JobStatus.RUNNING, JobStatus.CANCELED),
         (JobStatus.RUNNING, JobStatus.PENDING),
+        (JobStatus.RUNNING, JobStatus.JUDGING),
+        (JobStatus.JUDGING, JobStatus.SUCCEEDED),
+        (JobStatus.JUDGING, JobStatus.FAILED_QUALITY),
+        (JobStatus.JUDGING, JobStatus.PENDING),
+        (JobStatus.JUDGING, JobStatus.CANCELED),
     }
 )
 
 VERB_FOR_STATUS = {
     JobStatus.RUNNING: AuditVerb.GENERATION_STARTED,
+    JobStatus.JUDGING: AuditVerb.GENERATION_JUDGING,
     JobStatus.PENDING: AuditVerb.GENERATION_RETRIED,
+    JobStatus.FAILED_QUALITY: AuditVerb.GENERATION_FAILED_QUALITY,
     JobStatus.SUCCEEDED: AuditVerb.GENERATION_SUCCEEDED,
     JobStatus.FAILED: AuditVerb.GENERATION_FAILED,
     JobStatus.CANCELED: AuditVerb.GENERATION_CANCELED,
@@ -64,6 +75,7 @@ def job_transition(
     to_status: str,
     on_attempt: int | None = None,
     actor: Principal | None = None,
+    verb: AuditVerb | None = None,
     where: dict[str, Any] | None = None,
     before_effects: Callable[[GenerationJob], None] | None = None,
     **fields: Any,
@@ -94,19 +106,23 @@ def job_transition(
     ).get(id=job_id)
     if before_effects is not None:
         before_effects(job)
-    if to_status == JobStatus.SUCCEEDED:
+    if to_status in (JobStatus.SUCCEEDED, JobStatus.FAILED_QUALITY):
         quotas.quota_settle(
             reference=job.quota_reference, images=job.images.count(), gpu_seconds=job.gpu_seconds
         )
     elif to_status in FINISHED_STATUSES:
         quotas.quota_release(reference=job.quota_reference)
     after: dict[str, Any] = {"status": to_status, "attempts": job.attempts}
-    if job.error_code and to_status in (JobStatus.FAILED, JobStatus.PENDING):
+    if job.error_code and to_status in (
+        JobStatus.FAILED,
+        JobStatus.FAILED_QUALITY,
+        JobStatus.PENDING,
+    ):
         after["error_code"] = job.error_code
     audit_event_record(
         org=job.organization,
         actor=actor,
-        verb=VERB_FOR_STATUS[to_status],
+        verb=verb or VERB_FOR_STATUS[to_status],
         obj=job,
         before={"status": from_status},
         after=after,
@@ -126,7 +142,7 @@ def job_event_payload(job: GenerationJob) -> dict[str, Any]:
         "attempts": job.attempts,
         "gpu_seconds": round(job.gpu_seconds, 3),
         "error": {"code": job.error_code, "message": job.error_message}
-        if job.status == JobStatus.FAILED
+        if job.status in (JobStatus.FAILED, JobStatus.FAILED_QUALITY)
         else None,
         "images": [
             {
@@ -137,7 +153,8 @@ def job_event_payload(job: GenerationJob) -> dict[str, Any]:
                 "width": image.width,
                 "height": image.height,
             }
-            for image in job.images.order_by("index")
+            # Only what passed the gate: a flagged or failing image never reaches a webhook.
+            for image in job.images.filter(is_result=True, scores__passed=True).order_by("index")
         ]
         if job.status == JobStatus.SUCCEEDED
         else [],

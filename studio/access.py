@@ -41,6 +41,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Review", "studio:review_queue", Action.REVIEW, "review"),
     NavItem("Gallery", "studio:gallery", Action.VIEW, "gallery"),
     NavItem("Models", "studio:category_list", Action.VIEW, "models"),
+    NavItem("Quality", "studio:template_list", Action.VIEW, "quality"),
 )
 
 

@@ -18,12 +18,17 @@ class Quality:
     passed: bool | None
     score: float | None
     reasons: list[str] = field(default_factory=list)
-    checks: dict[str, Any] = field(default_factory=dict)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    threshold: float | None = None
+    unsafe: bool = False
+    pending: bool = False
 
     @property
     def label(self) -> str:
         if self.passed is None:
-            return "not scored"
+            return "judging" if self.pending else "not scored"
+        if self.unsafe:
+            return "flagged"
         return "passed" if self.passed else "failed"
 
 
@@ -32,19 +37,19 @@ def quality_of(scores: dict[str, Any] | None) -> Quality:
     scores = scores or {}
     passed = scores.get("passed")
     score = scores.get("score", scores.get("overall"))
-    reasons = scores.get("reasons") or scores.get("failed") or []
+    reasons = scores.get("reasons") or []
     if isinstance(reasons, str):
         reasons = [reasons]
-    checks = {
-        k: v
-        for k, v in scores.items()
-        if k not in {"passed", "score", "overall", "reasons", "failed"}
-    }
+    answers = [a for a in scores.get("answers") or [] if isinstance(a, dict)]
+    threshold = scores.get("threshold")
     return Quality(
         passed=bool(passed) if passed is not None else None,
         score=float(score) if isinstance(score, int | float) else None,
         reasons=[str(r) for r in reasons],
-        checks=checks,
+        answers=answers,
+        threshold=float(threshold) if isinstance(threshold, int | float) else None,
+        unsafe=bool(scores.get("unsafe")),
+        pending=bool(scores.get("pending")),
     )
 
 
@@ -71,10 +76,22 @@ def image_view(image: GeneratedImage) -> ImageView:
 
 
 @dataclass(frozen=True)
+class AttemptView:
+    number: int
+    prompt: str
+    negative_prompt: str
+    params: dict[str, Any]
+    refinement: dict[str, Any]
+    passed: bool | None
+    images: list[ImageView]
+
+
+@dataclass(frozen=True)
 class JobView:
     job: GenerationJob
     images: list[ImageView]
     attempts_images: dict[int, list[ImageView]]
+    attempts: list[AttemptView] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -88,18 +105,8 @@ class JobView:
 
     @property
     def final_images(self) -> list[ImageView]:
-        """The last attempt of each index: what the job delivered."""
-        latest: dict[int, ImageView] = {}
-        for view in self.images:
-            current = latest.get(view.image.index)
-            if current is None or view.image.attempt > current.image.attempt:
-                latest[view.image.index] = view
-        return [latest[i] for i in sorted(latest)]
-
-    @property
-    def earlier_images(self) -> list[ImageView]:
-        final = {view.image.pk for view in self.final_images}
-        return [view for view in self.images if view.image.pk not in final]
+        """Per index, the job's result: its best passing image (else its latest attempt's)."""
+        return [view for view in self.images if view.image.is_result]
 
 
 def job_view(job: GenerationJob) -> JobView:
@@ -107,4 +114,16 @@ def job_view(job: GenerationJob) -> JobView:
     by_attempt: dict[int, list[ImageView]] = {}
     for view in images:
         by_attempt.setdefault(view.image.attempt, []).append(view)
-    return JobView(job=job, images=images, attempts_images=by_attempt)
+    attempts = [
+        AttemptView(
+            number=a.number,
+            prompt=a.prompt,
+            negative_prompt=a.negative_prompt,
+            params=a.params,
+            refinement=a.refinement or {},
+            passed=a.passed,
+            images=by_attempt.get(a.number, []),
+        )
+        for a in job.attempt_log.order_by("number")
+    ]
+    return JobView(job=job, images=images, attempts_images=by_attempt, attempts=attempts)

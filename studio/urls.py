@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import account, generate, images, jobs, models, review
+from .views import account, generate, images, jobs, models, quality, review
 
 app_name = "studio"
 
@@ -27,5 +27,9 @@ urlpatterns = [
     path("models/", models.category_list, name="category_list"),
     path("models/<slug:slug>/", models.category_detail, name="category_detail"),
     path("models/<slug:slug>/promote/", models.promote, name="promote"),
+    path("models/<slug:slug>/rubric/", quality.category_rubric, name="category_rubric"),
+    path("templates/", quality.template_list, name="template_list"),
+    path("templates/<slug:application>/rubric/", quality.template_rubric, name="template_rubric"),
+    path("quality/", quality.quality_settings, name="quality_settings"),
     path("models/<slug:slug>/rollback/", models.rollback, name="rollback"),
 ]

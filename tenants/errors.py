@@ -42,3 +42,9 @@ class LimitExceeded(ApplicationError):
     def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = max(1, int(retry_after))
+
+
+class PeerUnavailable(ApplicationError):
+    """A service the request depends on (an LLM endpoint, a hosted model) failed (API: 502)."""
+
+    code = "peer_unavailable"

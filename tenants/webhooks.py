@@ -59,6 +59,8 @@ logger = logging.getLogger(__name__)
 WEBHOOK_EVENTS: dict[str, str] = {
     "job.succeeded": "A generation job finished; its images passed the quality gate.",
     "job.failed": "A generation job failed (out of attempts or an error).",
+    "job.failed_quality": "No image of a generation job passed the quality gate within its "
+    "attempts (every attempt kept, with the reasons).",
     "job.canceled": "A generation job was canceled.",
     "training.succeeded": "A fine-tuning job produced a new candidate model version.",
     "training.failed": "A fine-tuning job failed.",

@@ -284,6 +284,28 @@ EASEL_WEBHOOK_TIMEOUT = env.float("EASEL_WEBHOOK_TIMEOUT", default=10.0)
 EASEL_WEBHOOK_MAX_ATTEMPTS = env.int("EASEL_WEBHOOK_MAX_ATTEMPTS", default=8)
 EASEL_WEBHOOK_ALLOW_PRIVATE = env.bool("EASEL_WEBHOOK_ALLOW_PRIVATE", default=False)
 
+# The quality gate (generation/quality.py). Built-in checks always run; the safety detector
+# (NudeNet, offline ONNX) runs unless turned off and fails closed. CLIP and the VLM run for the
+# organizations that enable them, once configured here: a CLIP checkpoint directory, and an
+# OpenAI-compatible chat-completions endpoint with image input (vLLM, Ollama, OpenAI). The LLM
+# endpoint refines prompts and drafts rubrics; empty means rules refine and nothing drafts.
+EASEL_SAFETY_ENABLED = env.bool("EASEL_SAFETY_ENABLED", default=True)
+# 0.8: NudeNet reads round, shaded products (apples) as BUTTOCKS_EXPOSED at up to 0.73.
+EASEL_SAFETY_THRESHOLD = env.float("EASEL_SAFETY_THRESHOLD", default=0.8)
+EASEL_CLIP_MODEL_PATH = env.str("EASEL_CLIP_MODEL_PATH", default="")
+EASEL_CLIP_THRESHOLD = env.float("EASEL_CLIP_THRESHOLD", default=0.25)
+EASEL_VLM_URL = env.str("EASEL_VLM_URL", default="")
+EASEL_VLM_MODEL = env.str("EASEL_VLM_MODEL", default="")
+EASEL_VLM_API_KEY = _secret("EASEL_VLM_API_KEY", default="") or ""
+EASEL_LLM_URL = env.str("EASEL_LLM_URL", default="")
+EASEL_LLM_MODEL = env.str("EASEL_LLM_MODEL", default="")
+EASEL_LLM_API_KEY = _secret("EASEL_LLM_API_KEY", default="") or ""
+# Per request to those endpoints: seconds before giving up, and retries (with backoff) after.
+EASEL_JUDGE_TIMEOUT_SECONDS = env.float("EASEL_JUDGE_TIMEOUT_SECONDS", default=20.0)
+EASEL_JUDGE_MAX_RETRIES = env.int("EASEL_JUDGE_MAX_RETRIES", default=2)
+# A job waiting on the CPU worker's judges is handed to another worker after this long.
+EASEL_JUDGE_LEASE_SECONDS = env.int("EASEL_JUDGE_LEASE_SECONDS", default=600)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

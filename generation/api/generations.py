@@ -17,7 +17,7 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -33,7 +33,7 @@ from tenants.models import Organization
 from tenants.roles import Action
 
 from .. import selectors, services
-from ..models import GenerationJob, JobPriority, JobStatus
+from ..models import GeneratedImage, GenerationJob, JobPriority, JobStatus
 from ..protocol import GenerationRequestSerializer
 from .images import ImageSerializer
 
@@ -58,13 +58,46 @@ class GenerationCreateSerializer(GenerationRequestSerializer):
     )
 
 
+class QualitySummarySerializer(serializers.Serializer):
+    passed = serializers.BooleanField()
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class AttemptImageSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    index = serializers.IntegerField()
+    passed = serializers.BooleanField(allow_null=True)
+    score = serializers.FloatField(allow_null=True)
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class AttemptSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    prompt = serializers.CharField()
+    negative_prompt = serializers.CharField(allow_blank=True)
+    params = serializers.DictField()
+    refinement = serializers.DictField(allow_null=True, help_text="How the gate changed it.")
+    passed = serializers.BooleanField(allow_null=True)
+    images = AttemptImageSerializer(many=True)
+
+
 class GenerationJobSerializer(ResponseModelSerializer):
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     base_model = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     model_version = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     template = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
-    images = ImageSerializer(many=True, read_only=True)
+    images = serializers.SerializerMethodField(
+        help_text="The result: per index, its best image that passed the quality gate (or, "
+        "when none did, its latest attempt's)."
+    )
+    quality = serializers.SerializerMethodField(
+        help_text="The gate's verdict: whether every result image passed, and why not."
+    )
+    attempt_log = serializers.SerializerMethodField(
+        help_text="Every attempt: its prompt and parameters, how the gate refined them, and "
+        "the images it made with their scores."
+    )
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -92,6 +125,8 @@ class GenerationJobSerializer(ResponseModelSerializer):
             "started_at",
             "finished_at",
             "images",
+            "quality",
+            "attempt_log",
             "links",
         ]
 
@@ -105,6 +140,46 @@ class GenerationJobSerializer(ResponseModelSerializer):
         if not obj.error_message:
             return None
         return {"code": obj.error_code, "message": obj.error_message}
+
+    @extend_schema_field(ImageSerializer(many=True))
+    def get_images(self, obj: GenerationJob) -> list[dict[str, Any]]:
+        return ImageSerializer(selectors.result_images(obj), many=True, context=self.context).data
+
+    @extend_schema_field(QualitySummarySerializer(allow_null=True))
+    def get_quality(self, obj: GenerationJob) -> dict[str, Any] | None:
+        results = selectors.result_images(obj)
+        verdicts = [(image.scores or {}) for image in results]
+        if not results or any("passed" not in v for v in verdicts):
+            return None
+        reasons = sorted({r for v in verdicts if not v["passed"] for r in v.get("reasons", [])})
+        return {"passed": all(v["passed"] for v in verdicts), "reasons": reasons}
+
+    @extend_schema_field(AttemptSerializer(many=True))
+    def get_attempt_log(self, obj: GenerationJob) -> list[dict[str, Any]]:
+        images: dict[int, list[GeneratedImage]] = {}
+        for image in obj.images.all():
+            images.setdefault(image.attempt, []).append(image)
+        return [
+            {
+                "number": attempt.number,
+                "prompt": attempt.prompt,
+                "negative_prompt": attempt.negative_prompt,
+                "params": attempt.params,
+                "refinement": attempt.refinement or None,
+                "passed": attempt.passed,
+                "images": [
+                    {
+                        "id": str(image.id),
+                        "index": image.index,
+                        "passed": (image.scores or {}).get("passed"),
+                        "score": (image.scores or {}).get("score"),
+                        "reasons": (image.scores or {}).get("reasons", []),
+                    }
+                    for image in images.get(attempt.number, [])
+                ],
+            }
+            for attempt in obj.attempt_log.all()
+        ]
 
     def get_links(self, obj: GenerationJob) -> dict[str, str]:
         return {

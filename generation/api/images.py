@@ -1,5 +1,6 @@
 """Image endpoints: metadata, a short-lived download URL, and the local-storage file link.
 
+A flagged image (see ``selectors.image_withheld``) has no URL and its download is a 404.
 ``GET /images/<id>`` and ``GET /images/<id>/download`` (302 to the URL) are organization-scoped:
 another organization's image is the same 404 as a missing one. On S3 the URL is a presigned GET
 for one key; on local storage it is ``/images/file/<token>``, a signed, expiring link to one key
@@ -25,6 +26,7 @@ from tenants.models import Organization
 
 from .. import selectors, storage
 from ..models import GeneratedImage
+from ..selectors import image_withheld
 
 
 class ImageSerializer(ResponseModelSerializer):
@@ -46,6 +48,7 @@ class ImageSerializer(ResponseModelSerializer):
             "sha256",
             "size_bytes",
             "scores",
+            "is_result",
             "created_at",
             "url",
             "thumbnail_url",
@@ -67,15 +70,21 @@ class ImageSerializer(ResponseModelSerializer):
         return url
 
     def get_url(self, obj: GeneratedImage) -> str | None:
+        if image_withheld(obj):
+            return None
         link = self._url(obj.storage_key)
         return self._absolute(link.url) if link else None
 
     def get_thumbnail_url(self, obj: GeneratedImage) -> str | None:
+        if image_withheld(obj):
+            return None
         link = self._url(obj.thumbnail_key)
         return self._absolute(link.url) if link else None
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_url_expires_at(self, obj: GeneratedImage) -> str | None:
+        if image_withheld(obj):
+            return None
         link = self._url(obj.storage_key)
         return link.expires_at.isoformat() if link else None
 
@@ -96,6 +105,8 @@ class ImageViewSet(OrgScopedMixin, mixins.RetrieveModelMixin, viewsets.GenericVi
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str) -> HttpResponseRedirect:
         image = self.get_object()
+        if image_withheld(image):
+            raise Http404("This image was flagged by the safety check and is not served.")
         key = image.thumbnail_key if request.query_params.get("thumbnail") else image.storage_key
         url = storage.download_url(key).url
         return HttpResponseRedirect(request.build_absolute_uri(url) if url.startswith("/") else url)

@@ -8,18 +8,44 @@ from tenants.api.base import ResponseModelSerializer, StrictSerializer
 
 from ..models import PromptTemplate
 from ..protocol import MAX_NEGATIVE_PROMPT_CHARS, MAX_VARIABLE_CHARS, ProtocolParamsSerializer
+from ..rubrics import CHECK_KINDS, MAX_RUBRIC_QUESTIONS, RUBRIC_JUDGES
 from ..styles import STYLE_NAMES
-from ..template_services import (
-    MAX_EXAMPLE_CHARS,
-    MAX_FEW_SHOT_EXAMPLES,
-    MAX_QUESTION_CHARS,
-    MAX_RUBRIC_QUESTIONS,
-    MAX_TEMPLATE_CHARS,
-)
+from ..template_services import MAX_EXAMPLE_CHARS, MAX_FEW_SHOT_EXAMPLES, MAX_TEMPLATE_CHARS
 from ..templates import template_variables
 
 
+class RubricItemSerializer(serializers.Serializer):
+    """One question of a rubric, as stored (see generation.rubrics)."""
+
+    question = serializers.CharField(help_text="Yes/no question; may use the template's {vars}.")
+    expected = serializers.BooleanField(help_text="The answer a good image gets.")
+    weight = serializers.FloatField(help_text="How much it counts toward the score (> 0).")
+    judge = serializers.ChoiceField(choices=RUBRIC_JUDGES, help_text="Who answers it.")
+    check = serializers.CharField(
+        allow_blank=True, help_text=f"For judge 'check': {', '.join(CHECK_KINDS)}."
+    )
+
+
+RUBRIC_HELP = (
+    "Yes/no questions the quality gate asks of each image: objects {question, expected "
+    "('yes'|'no', default yes), weight (> 0, default 1), judge (" + ", ".join(RUBRIC_JUDGES) + "; "
+    "default vlm), check (for judge 'check': " + ", ".join(CHECK_KINDS) + ")}, or plain "
+    "question strings (judge vlm, expected yes). Questions may use the template's {variables}."
+)
+
+
+def rubric_input_field() -> serializers.ListField:
+    """Rubric input: validated by the service (generation.rubrics), so API and studio agree."""
+    return serializers.ListField(
+        child=serializers.JSONField(),
+        max_length=MAX_RUBRIC_QUESTIONS,
+        required=False,
+        help_text=RUBRIC_HELP,
+    )
+
+
 class PromptTemplateSerializer(ResponseModelSerializer):
+    rubric = RubricItemSerializer(many=True, read_only=True)
     variables = serializers.SerializerMethodField(
         help_text="The {variables} the text uses, in order of first use."
     )
@@ -40,6 +66,8 @@ class PromptTemplateSerializer(ResponseModelSerializer):
             "negative_prompt",
             "default_params",
             "rubric",
+            "pass_threshold",
+            "max_attempts",
             "created_by",
             "created_at",
         ]
@@ -75,11 +103,12 @@ class _TemplateFieldsSerializer(StrictSerializer):
         required=False,
         help_text="Protocol parameters used when a request does not set them.",
     )
-    rubric = serializers.ListField(
-        child=serializers.CharField(max_length=MAX_QUESTION_CHARS),
-        max_length=MAX_RUBRIC_QUESTIONS,
-        required=False,
-        help_text="Yes/no questions the quality gate asks of each image.",
+    rubric = rubric_input_field()
+    pass_threshold = serializers.FloatField(
+        required=False, help_text="Share of the rubric's weight an image needs to pass, 0-1."
+    )
+    max_attempts = serializers.IntegerField(
+        required=False, help_text="Attempts the gate may make, refining the prompt: 1-5."
     )
 
 

@@ -26,6 +26,7 @@ from tenants.roles import Action
 from .. import template_selectors as selectors
 from .. import template_services as services
 from ..models import PromptTemplate
+from ..rubrics import DEFAULT_PASS_THRESHOLD, DEFAULT_QUALITY_ATTEMPTS
 from ..styles import STYLES
 from ..templates import TemplateVariablesError, render_template
 from .template_serializers import (
@@ -46,6 +47,8 @@ PUT_DEFAULTS: dict[str, Any] = {
     "negative_prompt": "",
     "default_params": {},
     "rubric": [],
+    "pass_threshold": DEFAULT_PASS_THRESHOLD,
+    "max_attempts": DEFAULT_QUALITY_ATTEMPTS,
 }
 
 

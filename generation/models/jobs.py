@@ -1,13 +1,16 @@
 """Generation jobs and the images they produce.
 
-A job moves ``pending → running → succeeded | failed | canceled``. A worker claims it with a
-conditional update (``pending → running``, exactly one row), holding a lease it renews while it
-runs; the reaper puts a job whose lease ran out back to ``pending`` or, out of attempts, fails it.
-Ids are UUIDs so they cannot be enumerated.
+A job moves ``pending → running → succeeded | failed | failed_quality | canceled``; a job whose
+rubric needs a network judge waits in ``judging`` between ``running`` and its outcome, and a job
+whose images failed the quality gate goes back to ``pending`` with a refined prompt (the next
+attempt). A worker claims it with a conditional update (``pending → running``, exactly one row),
+holding a lease it renews while it runs; the reaper puts a job whose lease ran out back to
+``pending`` or, out of attempts, fails it. Ids are UUIDs so they cannot be enumerated.
 
 A job owns ``num_images`` images; image ``i`` uses seed ``seed + i``. An image's storage key is
 deterministic (``orgs/<org>/generations/<job>/<index>-<attempt>.png``), so a task delivered twice
-overwrites its own output instead of adding a copy.
+overwrites its own output instead of adding a copy. Every attempt's images are kept, with their
+scores; ``GenerationAttempt`` records what each attempt ran with and why it changed.
 """
 
 from __future__ import annotations
@@ -23,18 +26,25 @@ from tenants.models import ApiKey, Organization, Team
 
 from .templates import PromptTemplate
 
-__all__ = ["GeneratedImage", "GenerationJob", "JobPriority", "JobStatus"]
+__all__ = ["GeneratedImage", "GenerationAttempt", "GenerationJob", "JobPriority", "JobStatus"]
 
 
 class JobStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
+    JUDGING = "judging", "Judging"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    FAILED_QUALITY = "failed_quality", "Failed the quality gate"
     CANCELED = "canceled", "Canceled"
 
 
-FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+FINISHED_STATUSES = (
+    JobStatus.SUCCEEDED,
+    JobStatus.FAILED,
+    JobStatus.FAILED_QUALITY,
+    JobStatus.CANCELED,
+)
 
 
 class JobPriority(models.TextChoices):
@@ -86,7 +96,7 @@ class GenerationJob(models.Model):
     priority = models.CharField(
         max_length=12, choices=JobPriority.choices, default=JobPriority.INTERACTIVE
     )
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
     cancel_requested = models.BooleanField(default=False)
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=3)
@@ -99,6 +109,10 @@ class GenerationJob(models.Model):
         default=0, help_text="Images in the pipeline call that made this job's images."
     )
     idempotency_key = models.CharField(max_length=255, blank=True)
+    # The next attempt's plan when the quality gate asked for one: which image indices to make
+    # again (all when empty) and how the prompt was refined (see generation.quality).
+    regenerate = models.JSONField(default=list, blank=True)
+    refinement = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -140,10 +154,13 @@ class GeneratedImage(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     scores = models.JSONField(default=dict, blank=True)
+    # The job's result for this index: the best image that passed the gate (or, when none did,
+    # the latest attempt's, so a failed_quality job still shows what it made).
+    is_result = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["job", "index"]
+        ordering = ["job", "index", "attempt"]
         constraints = [
             models.UniqueConstraint(
                 fields=["job", "index", "attempt"], name="one_image_per_job_index_attempt"
@@ -152,3 +169,28 @@ class GeneratedImage(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.index} of job {self.job_id}"
+
+
+class GenerationAttempt(models.Model):
+    """One run of a job: the prompt and parameters it ran with, and why they changed from the
+    previous attempt (the quality gate's refinement). Written when the attempt's images are."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    prompt = models.TextField()
+    negative_prompt = models.TextField(blank=True)
+    params = models.JSONField(help_text="cfg_scale, seeds and the image indices this attempt made.")
+    refinement = models.JSONField(
+        default=dict, blank=True, help_text="How and why the prompt changed (by rules or LLM)."
+    )
+    passed = models.BooleanField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="one_attempt_row_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of job {self.job_id}"

@@ -10,9 +10,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from models_registry.models import Category
 from tenants.models import Organization
 
-__all__ = ["PromptTemplate"]
+__all__ = ["CategoryRubric", "PromptTemplate", "QualitySettings"]
 
 
 class PromptTemplate(models.Model):
@@ -33,7 +34,15 @@ class PromptTemplate(models.Model):
         default=dict, blank=True, help_text="Protocol parameters a request may override."
     )
     rubric = models.JSONField(
-        default=list, blank=True, help_text="Yes/no questions for the quality gate."
+        default=list,
+        blank=True,
+        help_text="Yes/no questions for the quality gate (see generation.rubrics).",
+    )
+    pass_threshold = models.FloatField(
+        default=0.75, help_text="Share of the rubric's weight an image needs to pass (0-1)."
+    )
+    max_attempts = models.PositiveSmallIntegerField(
+        default=3, help_text="Attempts the gate may make, refining the prompt after each."
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -51,3 +60,36 @@ class PromptTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application} v{self.version}"
+
+
+class CategoryRubric(models.Model):
+    """The quality gate's questions for every image of a category, whatever its template."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    category = models.OneToOneField(Category, on_delete=models.CASCADE, related_name="rubric")
+    questions = models.JSONField(default=list, blank=True)
+    pass_threshold = models.FloatField(default=0.75)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"rubric of {self.category_id}"
+
+
+class QualitySettings(models.Model):
+    """Which optional judges an organization uses (built-in checks and safety always run)."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="quality_settings"
+    )
+    clip_enabled = models.BooleanField(default=False)
+    vlm_enabled = models.BooleanField(default=False)
+    llm_refine_enabled = models.BooleanField(
+        default=False, help_text="Refine prompts with the LLM endpoint instead of by rules."
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"quality settings of {self.organization_id}"

@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from generation import storage
 from generation.review_selectors import gallery_for_org
 from generation.review_services import REJECT_REASONS
-from generation.selectors import get_generated_image_for_org
+from generation.selectors import get_generated_image_for_org, image_withheld
 from models_registry.selectors import category_list_for_org
 from tenants.roles import Action
 
@@ -64,6 +64,8 @@ def image_detail(request: HttpRequest, image_id: str) -> HttpResponse:
 @studio_view(Action.VIEW)
 def image_file(request: HttpRequest, image_id: str) -> HttpResponse:
     image = get_generated_image_for_org(org=request.principal.org, image_id=image_id)
+    if image_withheld(image):
+        raise Http404("This image was flagged by the safety check and is not served.")
     thumb = request.GET.get("size") == "thumb" and image.thumbnail_key
     key = image.thumbnail_key if thumb else image.storage_key
     try:

@@ -11,9 +11,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from generation.review_selectors import (
+    Agreement,
     image_ids_for_org,
     published_image_list_for_org,
-    review_agreement_for_org,
+    review_agreement_by_template,
     review_queue_for_org,
 )
 from generation.review_services import (
@@ -128,11 +129,13 @@ def review_bulk(request: HttpRequest) -> HttpResponse:
 @studio_view(Action.VIEW)
 def review_report(request: HttpRequest) -> HttpResponse:
     org = request.principal.org
+    by_template = review_agreement_by_template(org=org)
     return render_page(
         request,
         "studio/review/report.html",
         {
-            "agreement": review_agreement_for_org(org=org),
+            "agreement": Agreement.total(by_template.values()),
+            "by_template": by_template,
             "published": published_image_list_for_org(org=org)[:24],
         },
         section="review",

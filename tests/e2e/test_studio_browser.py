@@ -178,3 +178,99 @@ def test_admin_promotes_a_version_after_confirming(
     )
     assert category.aliases.get(name="production").version_id == second.pk
     screenshot("category")
+
+
+def _wait_for_jobs(jobs: list[GenerationJob]) -> None:
+    deadline = time.monotonic() + JOB_SECONDS
+    while time.monotonic() < deadline:
+        statuses = {j.status for j in GenerationJob.objects.filter(pk__in=[j.pk for j in jobs])}
+        if statuses <= {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.FAILED_QUALITY}:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"jobs did not finish in {JOB_SECONDS} s: {statuses}")
+
+
+def _filter_queue(browser, **values: str) -> list[str]:  # type: ignore[no-untyped-def]
+    for name in ("min_score", "max_score"):
+        field = browser.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(values.get(name, ""))
+    browser.find_element(By.XPATH, "//form[@class='filters']//button[text()='Filter']").click()
+    WebDriverWait(browser, 10).until(ec.url_contains("min_score="))
+    return [
+        t.get_attribute("data-image")
+        for t in browser.find_elements(By.CSS_SELECTOR, "[data-review-tile]")
+    ]
+
+
+def test_reviewer_filters_by_the_gates_score_and_the_report_shows_agreement(
+    browser, live_server, shapes_base_model, celery_worker_process, settings, tmp_path
+):
+    from generation.demo import seed_templates
+    from generation.services import generation_job_create
+    from generation.template_services import prompt_template_create
+
+    settings.VAR_DIR = tmp_path
+    demo = seed_tenancy()
+    switch_demo_to(shapes_base_model.name)
+    demo.org.refresh_from_db()
+    seed_templates(demo.owner)
+    # A lenient template whose third question a white-background shot always fails: its images
+    # pass the gate with a score of 2/3, the demo template's with 1.
+    prompt_template_create(
+        actor=demo.owner,
+        application="tile-lenient",
+        text="a {color} {product} on a white background",
+        rubric=[
+            {"question": "Is the product {color}?", "judge": "check", "check": "colour"},
+            {"question": "Is the product the main subject?", "judge": "check", "check": "subject"},
+            {"question": "Is the background dark?", "judge": "check", "check": "backdrop"},
+        ],
+        pass_threshold=0.5,
+    )
+    variables = {"color": "red", "product": "box"}
+    _wait_for_worker(celery_worker_process)
+    jobs = [
+        generation_job_create(
+            actor=demo.owner,
+            data={
+                "template": "product-shot",
+                "variables": variables | {"background": "white"},
+                "seed": 7,
+            },
+        ),
+        generation_job_create(
+            actor=demo.owner, data={"template": "tile-lenient", "variables": variables, "seed": 7}
+        ),
+    ]
+    _wait_for_jobs(jobs)
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.status == JobStatus.SUCCEEDED, job.error_message
+    strict, lenient = (job.images.get(is_result=True) for job in jobs)
+    assert strict.scores["score"] == 1.0
+    assert lenient.scores["score"] == pytest.approx(2 / 3, abs=1e-3)
+
+    base = live_server.url
+    _sign_in(browser, base, "reviewer", DEMO_PASSWORD)
+    browser.get(f"{base}/studio/review/")
+    assert _filter_queue(browser, min_score="0.9") == [str(strict.pk)]
+    _press(browser, "a")  # approve the image the gate scored 1
+    WebDriverWait(browser, 10).until(lambda b: _decided(b) == ["approved"])
+    assert _filter_queue(browser, max_score="0.8") == [str(lenient.pk)]
+    _press(browser, "r")  # reject the one it let through at 2/3
+    alert = WebDriverWait(browser, 10).until(ec.alert_is_present())
+    alert.send_keys("The background should be plain")
+    alert.accept()
+    WebDriverWait(browser, 10).until(lambda b: _decided(b) == ["rejected"])
+
+    browser.get(f"{base}/studio/review/report/")
+    cell = browser.find_element(By.CSS_SELECTOR, "[data-cell=approved-passed]")
+    assert cell.text == "1"
+    assert browser.find_element(By.CSS_SELECTOR, "[data-cell=rejected-passed]").text == "1"
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=agreement]").text == "50 %"
+    rows = {
+        row.get_attribute("data-template"): row.find_element(By.CSS_SELECTOR, ".rate").text
+        for row in browser.find_elements(By.CSS_SELECTOR, "[data-template]")
+    }
+    assert rows == {"product-shot": "100 %", "tile-lenient": "0 %"}

@@ -1,5 +1,6 @@
 """Worker fixtures: the tiny pipeline loaded once, a stand-in for the pipeline cache that yields it
-(or a wrapper of it that fails like a GPU would), and enqueues recorded instead of sent."""
+(or a wrapper of it that fails like a GPU would, or whose images a test draws), and enqueues
+recorded instead of sent."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from unittest import mock
 import pytest
 
 from generation import running
+from tests.chat_server import chat_server  # noqa: F401 (a fixture: the judges' HTTP peer)
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +22,36 @@ def tiny_pipe(tiny_pipeline_dir):  # type: ignore[no-untyped-def]
 
     torch.set_num_threads(2)
     return StableDiffusionPipeline.from_pretrained(tiny_pipeline_dir)
+
+
+class ScriptedPipeline:
+    """The real pipeline call, whose images are then replaced by what ``draw(prompt, seed)``
+    returns (an (H, W, 3) uint8 array): a model whose outputs a test decides, so the quality
+    gate downstream (checks, refinement, attempts) runs for real on known images."""
+
+    def __init__(self, pipe: Any, draw: Callable[[str, int], Any]) -> None:
+        object.__setattr__(self, "_pipe", pipe)
+        object.__setattr__(self, "_draw", draw)
+        object.__setattr__(self, "calls", [])
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from PIL import Image
+
+        prompts = list(kwargs["prompt"])
+        seeds = [int(g.initial_seed()) for g in kwargs["generator"]]
+        self.calls.append(list(zip(prompts, seeds, strict=True)))
+        output = self._pipe(*args, **kwargs)
+        output.images = [
+            Image.fromarray(self._draw(prompt, seed))
+            for prompt, seed in zip(prompts, seeds, strict=True)
+        ]
+        return output
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._pipe, name, value)
 
 
 class FaultyPipeline:
@@ -63,6 +95,10 @@ def local_pipeline(tiny_pipe, settings):  # type: ignore[no-untyped-def]
             self, fails_on: Callable[[list[str]], BaseException | None]
         ) -> FaultyPipeline:
             current["pipe"] = FaultyPipeline(tiny_pipe, fails_on)
+            return current["pipe"]
+
+        def draw_with(self, draw: Callable[[str, int], Any]) -> ScriptedPipeline:
+            current["pipe"] = ScriptedPipeline(tiny_pipe, draw)
             return current["pipe"]
 
     with mock.patch.object(running, "pipeline_for", stand_in):

@@ -213,6 +213,7 @@ class TestEmit:
         assert set(WEBHOOK_EVENTS) == {
             "job.succeeded",
             "job.failed",
+            "job.failed_quality",
             "job.canceled",
             "training.succeeded",
             "training.failed",

@@ -1,1 +1,2 @@
-"""The automated quality gate's judges that need no model: image checks in numpy and Pillow."""
+"""The automated quality gate (Django-free): judges behind one interface, the verdict, rule-based
+refinement, and the evaluation of the built-in checks on a labelled set."""

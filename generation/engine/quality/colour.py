@@ -13,16 +13,20 @@ from __future__ import annotations
 import numpy as np
 
 # Hue families in degrees, [start, end); red wraps through 0°. The synthetic shots' colours are
-# at red 0°, orange 32°, yellow 54°, green 134°, blue 223° and purple 279°.
+# at red 0°, orange 32°, yellow 54°, green 134°, blue 223° and purple 279°. The shapes model
+# renders them warmer and redder: its orange bottles on white at a median hue of 38-44°, its
+# purples at 295-315° (a plum, not a pink: value ≈ 0.5, saturation ≈ 0.7), so orange reaches
+# 45° (its yellow boxes sit at 51-56°) and purple 320°. Pink keeps 320-345°, where a pink such
+# as (240, 90, 170) lies (328°).
 _HUE_FAMILIES: tuple[tuple[str, float, float], ...] = (
     ("red", 345.0, 15.0),
-    ("orange", 15.0, 42.0),
-    ("yellow", 42.0, 70.0),
+    ("orange", 15.0, 45.0),
+    ("yellow", 45.0, 70.0),
     ("green", 70.0, 165.0),
     ("cyan", 165.0, 195.0),
     ("blue", 195.0, 255.0),
-    ("purple", 255.0, 295.0),
-    ("pink", 295.0, 345.0),
+    ("purple", 255.0, 320.0),
+    ("pink", 320.0, 345.0),
 )
 _COLOURLESS = ("white", "grey", "black")
 # Brown: a red or orange subject whose lit parts (90th percentile of HSV value) stay below this.
@@ -31,7 +35,9 @@ _BROWN_MAX_VALUE = 0.65
 # HSV value (median) from which a colourless subject is white, and below which it is black.
 _WHITE_MIN_VALUE = 0.75
 _BLACK_MAX_VALUE = 0.25
-_ALIASES = {"gray": "grey", "violet": "purple", "magenta": "pink"}
+# Words a marketer may use for one of the names. Magenta (300°) is a purple here: it sits in the
+# purple family, which reaches 320° (see `_HUE_FAMILIES`).
+COLOUR_ALIASES: dict[str, str] = {"gray": "grey", "violet": "purple", "magenta": "purple"}
 
 COLOUR_NAMES: tuple[str, ...] = (
     *(name for name, _, _ in _HUE_FAMILIES),
@@ -43,7 +49,7 @@ COLOUR_NAMES: tuple[str, ...] = (
 def colour_name(colour: str) -> str:
     """`colour` as one of `COLOUR_NAMES` ("Gray" → "grey"); ValueError if it is not one."""
     name = colour.strip().lower()
-    name = _ALIASES.get(name, name)
+    name = COLOUR_ALIASES.get(name, name)
     if name not in COLOUR_NAMES:
         raise ValueError(f"Unknown colour '{colour}'; use one of {', '.join(COLOUR_NAMES)}.")
     return name

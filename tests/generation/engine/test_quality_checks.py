@@ -1,8 +1,11 @@
 """The quality gate's built-in image checks: every good synthetic product shot (6 colours × 3
 shapes × 2 backdrops, several seeds, 32 and 64 px) passes all of them, and each defect derived
-from a good shot fails its own check with a reason that names it.
+from a good shot fails its own check with a reason that names it. (Real renders of the shapes
+model, and their defects, are judged in test_quality_evaluation.py and test_check_judge.py.)
 
-The defect builders here are also what scripts/measure_image_checks.py measures the thresholds on.
+The defect builders here are also what scripts/measure_image_checks.py measures the thresholds on
+and what scripts/make_quality_set.py derives the evaluation set's defects with. They leave the
+outermost line of pixels as it was: a decoder draws it off-tone (see `checks.foreground_mask`).
 """
 
 from __future__ import annotations
@@ -54,22 +57,42 @@ def flat_fill(image: np.ndarray) -> np.ndarray:
 
 
 def empty_backdrop(image: np.ndarray) -> np.ndarray:
-    """The backdrop without its subject: its plainer edge column (the other may hold a bit of
-    the shadow), studio fall-off included, repeated across."""
-    column = min((image[:, :1], image[:, -1:]), key=lambda edge: edge.astype(float).std())
-    return np.repeat(column, image.shape[1], axis=1)
+    """The backdrop without its subject: every pixel more than 16 of 255 from the backdrop (the
+    median colour just inside the edge), and its neighbours, repainted with the median of its
+    row's remaining backdrop pixels, so the studio fall-off and the backdrop's own mottling stay.
+    The outermost line is kept as it was: a decoder draws it off-tone whatever it shows."""
+    pixels = image.astype(np.int64)
+    inner = pixels[1:-1, 1:-1]
+    frame = np.concatenate([inner[0], inner[-1], inner[:, 0], inner[:, -1]])
+    backdrop = np.median(frame, axis=0)
+    subject = np.abs(pixels - backdrop).max(axis=-1) > 16
+    grown = subject.copy()  # and its neighbours: the fringe of a soft subject
+    grown[1:] |= subject[:-1]
+    grown[:-1] |= subject[1:]
+    grown[:, 1:] |= subject[:, :-1]
+    grown[:, :-1] |= subject[:, 1:]
+    empty = pixels.copy()
+    for row in range(1, len(pixels) - 1):
+        kept = pixels[row, 1:-1][~grown[row, 1:-1]]
+        tone = np.median(kept, axis=0) if len(kept) else backdrop
+        empty[row, 1:-1][grown[row, 1:-1]] = np.rint(tone)
+    return empty.astype(np.uint8)
 
 
 def random_noise(image: np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, image.shape, dtype=np.uint8)
 
 
-def blurred(image: np.ndarray, *, box: bool = False) -> np.ndarray:
+def blurred(image: np.ndarray, *, box: bool = False, passes: int = 1) -> np.ndarray:
     """Visibly soft: a Gaussian blur of 1/16 of the side (σ 2 px at 32 px), or a box of 1/12
-    (a single box pass keeps steps at the ends of thin parts, so it needs the wider radius)."""
+    (a single box pass keeps steps at the ends of thin parts, so it needs the wider radius),
+    applied `passes` times."""
     width = image.shape[1]
     blur_filter = ImageFilter.BoxBlur(width / 12) if box else ImageFilter.GaussianBlur(width / 16)
-    return np.asarray(Image.fromarray(image).filter(blur_filter))
+    soft = Image.fromarray(image)
+    for _ in range(passes):
+        soft = soft.filter(blur_filter)
+    return np.asarray(soft)
 
 
 def exposed(image: np.ndarray, gain: float) -> np.ndarray:
@@ -84,10 +107,12 @@ def hue_rotated(image: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def subject_box(image: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of the pixels that differ from the backdrop of their row."""
-    mask = np.abs(image.astype(np.int64) - image[:, :1]).max(axis=-1) > 40
+    """(top, bottom, left, right) of the pixels inside the outermost line that differ from the
+    backdrop of their row (its pixel just inside the left edge)."""
+    inner = image[1:-1, 1:-1].astype(np.int64)
+    mask = np.abs(inner - inner[:, :1]).max(axis=-1) > 40
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+    return int(rows[0]) + 1, int(rows[-1]) + 1, int(cols[0]) + 1, int(cols[-1]) + 1
 
 
 def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -100,17 +125,37 @@ def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def cropped(image: np.ndarray, side: str) -> np.ndarray:
-    """The subject moved so that its centre lies on the `side` edge: half of it is cut off."""
+    """The subject moved so that its centre lies on the `side` edge: half of it is cut off.
+    The picture moves inside the outermost line of pixels, which stays as the decoder drew it
+    (off-tone on a render; see `checks.foreground_mask`)."""
     top, bottom, left, right = subject_box(image)
     centre_y, centre_x = (top + bottom) // 2, (left + right) // 2
     height, width = image.shape[:2]
     dy, dx = {
-        "top": (-centre_y, 0),
-        "bottom": (height - 1 - centre_y, 0),
-        "left": (0, -centre_x),
-        "right": (0, width - 1 - centre_x),
+        "top": (1 - centre_y, 0),
+        "bottom": (height - 2 - centre_y, 0),
+        "left": (0, 1 - centre_x),
+        "right": (0, width - 2 - centre_x),
     }[side]
-    return shifted(image, dy, dx)
+    moved = image.copy()
+    moved[1:-1, 1:-1] = shifted(image[1:-1, 1:-1], dy, dx)
+    return moved
+
+
+def busy_backdrop(image: np.ndarray, seed: int) -> np.ndarray:
+    """The backdrop (pixels within 40 of the median colour just inside the edge) replaced by a
+    patchwork of random colours in blocks of 1/8 of the side: a cluttered scene behind the
+    subject."""
+    height, width = image.shape[:2]
+    inner = image[1:-1, 1:-1].astype(np.int64)
+    frame = np.concatenate([inner[0], inner[-1], inner[:, 0], inner[:, -1]])
+    backdrop = np.abs(image.astype(np.int64) - np.median(frame, axis=0)).max(axis=-1) <= 40
+    block = max(1, width // 8)
+    cells = np.random.default_rng(seed).integers(
+        0, 256, (-(-height // block), -(-width // block), 3)
+    )
+    patchwork = np.repeat(np.repeat(cells, block, axis=0), block, axis=1)[:height, :width]
+    return np.where(backdrop[..., None], patchwork, image).astype(np.uint8)
 
 
 def near_copy(image: np.ndarray, seed: int) -> np.ndarray:
@@ -159,7 +204,7 @@ def test_a_flat_fill_and_an_empty_backdrop_fail_as_blank(size):
         for blank in (flat_fill(shot), empty_backdrop(shot)):
             result = blank_or_flat(blank)
             assert not result.passed
-            assert result.reason.startswith("The image is almost uniformly one colour (std ")
+            assert result.reason.startswith("The image is blank: almost nothing stands out ")
 
 
 def test_a_black_output_and_a_nan_output_fail_as_black():
@@ -190,7 +235,12 @@ def test_blurred_shots_fail_as_blurred_at_every_size(size):
     for shot in shots:
         assert blur(shot).passed
         heavy = np.asarray(Image.fromarray(shot).filter(ImageFilter.GaussianBlur(size / 8)))
-        for soft in (blurred(shot), blurred(shot, box=True), heavy):
+        # At 32 px one box pass of 1/12 (2.7 px) leaves one-pixel kinks at the ends of thin
+        # parts that read as edges: 3 of these 72 shots measured 0.35-0.44, level with the
+        # shapes model's own renders (≥ 0.37), which `small_blurred_sharpness` must pass. A
+        # second pass smooths them (≤ 0.22); at 64 px and up one pass measures ≤ 0.29.
+        box = blurred(shot, box=True, passes=2 if size <= 32 else 1)
+        for soft in (blurred(shot), box, heavy):
             result = blur(soft)
             assert not result.passed
             assert result.reason.startswith("Blurred: edges are soft (sharpness ")
@@ -207,7 +257,10 @@ def test_over_and_under_exposed_shots_fail_exposure(size):
     for shot in good_shots(size):
         over = exposure(exposed(shot, 3.0))
         assert not over.passed and over.reason.startswith("Over-exposed: ")
-        under = exposure(exposed(shot, 0.25))
+        # A fifth of the exposure, not a quarter: the shapes model's dimmest good renders (a
+        # purple bottle on the dark backdrop) reach 62.6 in their brightest 1%, level with a
+        # white-backdrop shot at a quarter (≤ 63), so the line is at 55; a fifth gives ≤ 50.
+        under = exposure(exposed(shot, 0.2))
         assert not under.passed and under.reason.startswith(
             "Under-exposed: even the brightest parts reach only "
         )
@@ -325,7 +378,7 @@ def test_checks_without_an_expectation_are_left_out_and_thresholds_apply():
     shot = render_shots(["red"], ["apple"], ["white"], seed=0, size=32)[0]
     (results,) = run_image_checks([shot], expected_size=None)
     assert {"wrong_size", "colour_expectation"}.isdisjoint(r.check for r in results)
-    strict = CheckThresholds(blurred_sharpness=100.0)
+    strict = CheckThresholds(small_blurred_sharpness=100.0)  # the line at 32 px
     (results,) = run_image_checks([shot], expected_size=None, thresholds=strict)
     assert set(failed(results)) == {"blur"}
 
