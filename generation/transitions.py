@@ -5,8 +5,8 @@ update and acts only if exactly one row changed: a redelivered task, a reaper an
 for one job can never both win. In the same transaction it does what every status change owes:
 
 - the audit log gets the transition (verb ``generation.<status>``, before and after);
-- a job that finishes settles its quota reservation on the images of every attempt (succeeded,
-  failed_quality: the GPU ran for them) or releases it (failed, canceled);
+- a job that finishes settles its quota reservation on the images of every attempt it kept
+  (the GPU ran for them, however it ended), or releases it when it made none;
 - a job that finishes is announced by webhook (``job.<status>``, delivered after commit), listing
   only result images that passed the gate.
 
@@ -106,12 +106,14 @@ def job_transition(
     ).get(id=job_id)
     if before_effects is not None:
         before_effects(job)
-    if to_status in (JobStatus.SUCCEEDED, JobStatus.FAILED_QUALITY):
-        quotas.quota_settle(
-            reference=job.quota_reference, images=job.images.count(), gpu_seconds=job.gpu_seconds
-        )
-    elif to_status in FINISHED_STATUSES:
-        quotas.quota_release(reference=job.quota_reference)
+    if to_status in FINISHED_STATUSES:
+        made = job.images.count()
+        if made:  # every attempt the GPU ran is charged, however the job ended
+            quotas.quota_settle(
+                reference=job.quota_reference, images=made, gpu_seconds=job.gpu_seconds
+            )
+        else:
+            quotas.quota_release(reference=job.quota_reference)
     after: dict[str, Any] = {"status": to_status, "attempts": job.attempts}
     if job.error_code and to_status in (
         JobStatus.FAILED,

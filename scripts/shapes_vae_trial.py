@@ -10,6 +10,15 @@ report's classifiers. The figures in ARCHITECTURE.md ("Built-in shapes model") c
     PYTHONPATH=. python scripts/shapes_vae_trial.py --size 64 --channels 16 32 64 64 \\
         --steps 1200 --batch 8 --lr 2e-3 --product-weight 60 --silhouette 4 --silhouette-from 0.5
 
+Issue 10's 64×64 trials (one thread each, so they can run beside other work; `--eval-every`
+prints the live weights' and, with `--ema`, the weight average's figures along the way):
+
+    PYTHONPATH=. python scripts/shapes_vae_trial.py --threads 1 --size 64 \
+        --channels 16 32 64 64 --steps 1200 --batch 8 --lr 2e-3 --product-weight 60 \
+        --silhouette 4 --silhouette-from 0.5 --eval-every 200 --ema 0.999
+
+plus the options named in ARCHITECTURE.md's table of them.
+
 Options that win move into `ShapesConfig` and `_train_vae`; this script is not part of a build.
 """
 
@@ -19,6 +28,8 @@ import argparse
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -46,6 +57,11 @@ def _chroma(images: torch.Tensor) -> torch.Tensor:
     return images.amax(dim=1, keepdim=True) - images.amin(dim=1, keepdim=True)
 
 
+def _subject_colour(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean colour (B, 3) of each image over its mask (B, 1, H, W)."""
+    return (images * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp(min=1.0)
+
+
 def train(args: argparse.Namespace) -> AutoencoderKL:
     torch.manual_seed(args.seed + 1)
     vae = AutoencoderKL(
@@ -56,7 +72,7 @@ def train(args: argparse.Namespace) -> AutoencoderKL:
         block_out_channels=tuple(args.channels),
         layers_per_block=1,
         latent_channels=args.latent_channels,
-        norm_num_groups=VAE_NORM_GROUPS,
+        norm_num_groups=args.norm_groups,
         sample_size=args.size,
         mid_block_add_attention=True,
     )
@@ -64,14 +80,17 @@ def train(args: argparse.Namespace) -> AutoencoderKL:
         vae.encoder.conv_out.bias[args.latent_channels :].fill_(VAE_LOGVAR_BIAS)
     data = make_shapes_dataset(4096, seed=args.seed, size=args.size)
     images = torch.from_numpy(data.images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    weights = 1.0 + (args.product_weight - 1.0) * (_chroma(images) > 0.25).float()
+    subject = (_chroma(images) > 0.25).float()
+    weights = 1.0 + (args.product_weight - 1.0) * subject
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0, foreach=True)
     schedule = get_cosine_schedule_with_warmup(optimizer, max(1, args.steps // 20), args.steps)
     generator = torch.Generator().manual_seed(args.seed)
+    params = list(vae.parameters())
+    ema = [p.detach().clone() for p in params] if args.ema else None
     vae.train()
     for step in range(1, args.steps + 1):
         index = torch.randint(0, len(images), (args.batch,), generator=generator)
-        batch, weight = images[index], weights[index]
+        batch, weight, mask = images[index], weights[index], subject[index]
         posterior = vae.encode(batch).latent_dist
         reconstruction = vae.decode(posterior.sample(generator=generator)).sample
         error = reconstruction - batch
@@ -86,16 +105,55 @@ def train(args: argparse.Namespace) -> AutoencoderKL:
             ramp = min(1.0, max(0.0, late))
             outline = (_chroma(reconstruction) - _chroma(batch)).abs().mean()
             loss = loss + args.silhouette * ramp * outline
+        if args.colour_weight:
+            # The subject's mean colour, under the shot's own subject mask: what the report
+            # votes on, whatever the outline does.
+            drift = _subject_colour(reconstruction, mask) - _subject_colour(batch, mask)
+            loss = loss + args.colour_weight * drift.abs().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
+        if ema is not None:
+            decay = min(args.ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                torch._foreach_mul_(ema, decay)
+                torch._foreach_add_(ema, [p.detach() for p in params], alpha=1.0 - decay)
+        if args.eval_every and step % args.eval_every == 0 and step < args.steps:
+            vae.eval()
+            print(f"step {step}: live {judge(vae, args.size, quiet=True)}", end="")
+            if ema is not None:
+                with _swapped(params, ema):
+                    print(f"; ema {judge(vae, args.size, quiet=True)}", end="")
+            print(flush=True)
+            vae.train()
     vae.eval()
+    if ema is not None:
+        print(f"live weights at the end: {judge(vae, args.size, quiet=True)}")
+        with torch.no_grad():
+            for param, averaged in zip(params, ema, strict=True):
+                param.copy_(averaged)
+        print("judged below: the weight average")
     return vae
 
 
+@contextmanager
+def _swapped(params: list[torch.Tensor], other: list[torch.Tensor]) -> Iterator[None]:
+    """Run with `other`'s values in `params`, then put the live values back."""
+    live = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for param, value in zip(params, other, strict=True):
+            param.copy_(value)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for param, value in zip(params, live, strict=True):
+                param.copy_(value)
+
+
 @torch.no_grad()
-def judge(vae: AutoencoderKL, size: int) -> None:
+def judge(vae: AutoencoderKL, size: int, *, quiet: bool = False) -> str:
     asked = [
         (colour, shape, background, index)
         for colour in COLOUR_NAMES
@@ -109,9 +167,24 @@ def judge(vae: AutoencoderKL, size: int) -> None:
     decoded = vae.decode(vae.encode(images).latent_dist.mean).sample
     pixels = decoded.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
     report = judge_images(pixels, asked)
+    boxes = sum(v.shape == v.predicted_shape == "box" for v in report.verdicts)
+    line = (
+        f"colour {report.colour_accuracy:.3f}, shape {report.shape_accuracy:.3f} "
+        f"(boxes {boxes}/{sum(v.shape == 'box' for v in report.verdicts)})"
+    )
+    if quiet:
+        return line
     print("reconstructions of fresh shots:", report.summary())
+    print("in short:", line)
     confusions = Counter((v.shape, v.predicted_shape) for v in report.verdicts)
     print("shape asked → seen:", dict(confusions))
+    missed = Counter(
+        (v.colour, v.background, v.predicted_colour)
+        for v in report.verdicts
+        if v.predicted_colour != v.colour
+    )
+    print("colour missed (asked, backdrop, seen):", dict(missed))
+    return line
 
 
 def main() -> None:
@@ -125,9 +198,16 @@ def main() -> None:
     parser.add_argument("--product-weight", type=float, default=30.0)
     parser.add_argument("--silhouette", type=float, default=0.0, help="weight; 0 turns it off")
     parser.add_argument("--silhouette-from", type=float, default=0.5, help="share of the steps")
+    parser.add_argument("--norm-groups", type=int, default=VAE_NORM_GROUPS)
+    parser.add_argument(
+        "--colour-weight", type=float, default=0.0, help="L1 on the subject's mean colour; 0: off"
+    )
+    parser.add_argument("--ema", type=float, default=0.0, help="judge a weight average; 0: off")
+    parser.add_argument("--eval-every", type=int, default=0, help="judge every N steps; 0: off")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    with deterministic_cpu(2):
+    with deterministic_cpu(args.threads):
         started = time.perf_counter()
         vae = train(args)
         print(f"trained in {time.perf_counter() - started:.0f} s")

@@ -195,3 +195,41 @@ def test_a_flagged_image_never_reaches_review_webhooks_or_downloads(
     studio = Client()
     studio.force_login(owner.user)
     assert studio.get(f"/studio/images/{image.id}/file/").status_code == 404
+
+
+def test_a_job_canceled_while_judging_ends_canceled_and_is_charged_for_what_it_made(
+    owner, tiny_base_model, enqueued, local_pipeline, peers
+):
+    from generation.services import generation_job_cancel
+    from tenants.models import UsageRecord
+
+    local_pipeline.draw_with(lambda prompt, seed: shot("red", shape="box", seed=seed))
+    job = make_job(owner, VLM_RUBRIC, vlm_enabled=True)
+    worker.generation_run(job_id=job.id)
+    job.refresh_from_db()
+    assert job.status == JobStatus.JUDGING
+    generation_job_cancel(actor=owner.principal, job=job)
+    job = judge_on_cpu_worker(job)
+    assert job.status == JobStatus.CANCELED and not peers.received
+    images = UsageRecord.objects.get(reference=job.quota_reference, kind="images")
+    assert (images.state, images.amount) == ("settled", 1)
+
+
+def test_the_reaper_hands_a_judging_job_whose_cpu_worker_died_to_another(
+    owner, tiny_base_model, enqueued, local_pipeline, peers, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    local_pipeline.draw_with(lambda prompt, seed: shot("red", shape="box", seed=seed))
+    job = make_job(owner, VLM_RUBRIC, vlm_enabled=True)
+    worker.generation_run(job_id=job.id)
+    assert services.generation_jobs_reap()["rejudged"] == 0  # its lease still runs
+    later = timezone.now() + timedelta(hours=1)
+    with django_capture_on_commit_callbacks() as sent:
+        assert services.generation_jobs_reap(now=later)["rejudged"] == 1
+    assert len(sent) == 1  # the judging task, sent again
+    assert services.generation_jobs_reap(now=later)["rejudged"] == 0  # lease renewed
+    job = judge_on_cpu_worker(GenerationJob.objects.get(pk=job.pk))
+    assert job.status == JobStatus.SUCCEEDED

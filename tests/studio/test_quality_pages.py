@@ -79,3 +79,66 @@ def test_studio_rubric_pages_of_another_org_are_404(owner, outsider, studio_clie
     assert client.get("/studio/templates/shot/rubric/").status_code == 404
     assert client.get("/studio/models/produce/rubric/").status_code == 404
     assert client.post("/studio/models/produce/rubric/", _rows()).status_code == 404
+
+
+def test_the_job_page_lists_every_attempt_with_its_prompt_refinement_and_verdicts(
+    owner, studio_client
+):
+    from generation.models import GenerationAttempt
+    from tests.studio.conftest import make_job
+
+    failed = {
+        "passed": False,
+        "score": 0.5,
+        "threshold": 1.0,
+        "reasons": ["Wrong colour: the subject looks green, not red."],
+        "answers": [
+            {
+                "key": "t1",
+                "question": "Is the product red?",
+                "judge": "check",
+                "check": "colour",
+                "expected": True,
+                "weight": 1.0,
+                "required": False,
+                "answer": False,
+                "confidence": 0.9,
+                "reason": "Wrong colour: the subject looks green, not red.",
+                "error": "",
+            }
+        ],
+    }
+    job = make_job(owner.org, user=owner.user, scores=failed)
+    first = job.images.get()
+    first.is_result = False
+    first.save()
+    second = job.images.create(
+        organization=owner.org,
+        index=0,
+        attempt=2,
+        seed=99,
+        storage_key=first.storage_key,
+        sha256=first.sha256,
+        width=64,
+        height=64,
+        scores=failed | {"passed": True, "score": 1.0, "reasons": []},
+    )
+    GenerationAttempt.objects.create(
+        job=job, number=1, prompt="a red mug", params={"cfg_scale": 5, "seeds": [1]}, passed=False
+    )
+    GenerationAttempt.objects.create(
+        job=job,
+        number=2,
+        prompt="a red mug, red",
+        negative_prompt="wrong colour",
+        params={"cfg_scale": 6.5, "seeds": [99]},
+        refinement={"by": "rules", "after_attempt": 1, "changes": ["stressed 'red' in the prompt"]},
+        passed=True,
+    )
+    page = html.unescape(studio_client(owner).get(f"/studio/jobs/{job.pk}/").content.decode())
+    assert "Attempt 1" in page and "Attempt 2" in page
+    assert "a red mug, red" in page and "negative: wrong colour" in page
+    assert "Refined by rules after attempt 1: stressed 'red' in the prompt." in page
+    assert "Wrong colour: the subject looks green, not red." in page
+    detail = studio_client(owner).get(f"/studio/images/{second.pk}/").content.decode()
+    assert 'data-testid="gate-answers"' in detail and "Is the product red?" in detail
