@@ -42,13 +42,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models_registry.engine.shapes_data import (  # noqa: E402
-    BACKGROUND_NAMES,
-    COLOUR_NAMES,
-    SHAPES,
-    caption_for,
-)
-from tests.generation.engine.test_quality_checks import (  # noqa: E402
+from generation.engine.quality.defects import (  # noqa: E402
     blurred,
     busy_backdrop,
     cropped,
@@ -59,6 +53,12 @@ from tests.generation.engine.test_quality_checks import (  # noqa: E402
     near_copy,
     random_noise,
     resized,
+)
+from models_registry.engine.shapes_data import (  # noqa: E402
+    BACKGROUND_NAMES,
+    COLOUR_NAMES,
+    SHAPES,
+    caption_for,
 )
 
 SET_DIR = ROOT / "tests" / "data" / "quality"

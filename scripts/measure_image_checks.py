@@ -28,9 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from generation.engine.quality import checks
-from generation.engine.quality.evaluation import LabelledImage, evaluate
-from models_registry.engine.shapes_data import render_shots
-from tests.generation.engine.test_quality_checks import (
+from generation.engine.quality.defects import (
     blurred,
     cropped,
     empty_backdrop,
@@ -39,9 +37,11 @@ from tests.generation.engine.test_quality_checks import (
     hue_rotated,
     near_copy,
     random_noise,
-    render_jobs,
     resized,
 )
+from generation.engine.quality.evaluation import LabelledImage, evaluate
+from models_registry.engine.shapes_data import render_shots
+from tests.generation.engine.test_quality_checks import render_jobs
 
 SIDES = ("top", "bottom", "left", "right")
 LUMA = np.array([0.299, 0.587, 0.114])

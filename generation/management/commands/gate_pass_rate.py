@@ -214,14 +214,13 @@ class Command(BaseCommand):
             self._readme(first, after, controls, total, options, seconds, spec["application"])
 
     def _controls(self, image: np.ndarray, case: dict, judge: Any, controls: dict) -> None:
-        """Judge, for one prompt, images the gate must refuse."""
-        rng = np.random.default_rng(case["seed"])
-        median = np.median(image.reshape(-1, 3), axis=0).astype(np.uint8)
+        """Judge, for one prompt, images the gate must refuse (``engine.quality.defects``)."""
+        from generation.engine.quality.defects import empty_backdrop, hue_rotated, random_noise
+
         made = {
-            "noise": rng.integers(0, 256, image.shape, dtype=np.uint8),
-            "blank": np.broadcast_to(median, image.shape).copy(),
-            # Channels rotated (R→G→B→R): every hue moves by 120°, the colour question fails.
-            "wrong colour": image[..., [2, 0, 1]].copy(),
+            "noise": random_noise(image, case["seed"]),
+            "blank": empty_backdrop(image),
+            "wrong colour": hue_rotated(image, 180),
         }
         verdicts = judge(list(made.values()), [case] * len(made))
         for name, v in zip(made, verdicts, strict=True):
