@@ -23,6 +23,7 @@ import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -142,10 +143,68 @@ def _safety_judge(threshold: float) -> Judge:
 
 
 @functools.lru_cache(maxsize=2)
-def _clip_judge(path: str, threshold: float) -> Judge:
+def _clip_judge(folder: str, threshold: float) -> Judge:
     from .engine.quality.clip import ClipJudge
 
-    return ClipJudge(path, threshold=threshold)
+    return ClipJudge(folder, threshold=threshold)
+
+
+def _clip_judge_for(location: str, threshold: float) -> Judge:
+    try:
+        folder = clip_checkpoint_folder(location)
+    except Exception as exc:  # an unreachable bucket must not fail the job: CLIP is unavailable
+        from .engine.quality.clip import ClipJudge
+
+        logger.warning("CLIP checkpoint %s could not be fetched: %s", location, exc)
+        return ClipJudge(f"{location} (could not be fetched: {exc})", threshold=threshold)
+    return _clip_judge(folder, threshold)
+
+
+def clip_checkpoint_folder(location: str) -> str:
+    """``EASEL_CLIP_MODEL_PATH`` as a local folder: a path as it is; ``s3://bucket/prefix`` copied
+    once (with the ``AWS_*`` credentials and endpoint) into the build cache, by its address."""
+    if not location.startswith("s3://"):
+        return location
+    import hashlib
+    import shutil
+    import tempfile
+
+    import boto3
+
+    bucket, _, prefix = location.removeprefix("s3://").partition("/")
+    prefix = prefix.rstrip("/") + "/"
+    digest = hashlib.sha256(location.encode()).hexdigest()[:16]
+    folder = Path(settings.EASEL_BUILD_CACHE_DIR).expanduser() / f"clip-{digest}"
+    if (folder / ".complete").exists():
+        return str(folder)
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.AWS_S3_ENDPOINT_URL,
+        region_name=settings.AWS_S3_REGION_NAME,
+        aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
+        aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
+    )
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        found = 0
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                relative = item["Key"][len(prefix) :]
+                if not relative or relative.endswith("/"):
+                    continue
+                target = staging / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, item["Key"], str(target))
+                found += 1
+        if not found:
+            raise FileNotFoundError(f"nothing under {location}")
+        (staging / ".complete").touch()
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)  # atomic: a half-downloaded checkpoint is never used
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(folder)
 
 
 def chat_client(*, url: str, model: str, api_key: str) -> Any:
@@ -187,7 +246,7 @@ def _judge_for(name: str, gate: JobGate) -> Judge | None:
     if name == "safety":
         return _safety_judge(float(settings.EASEL_SAFETY_THRESHOLD))
     if name == "clip" and gate.clip:
-        return _clip_judge(settings.EASEL_CLIP_MODEL_PATH, float(settings.EASEL_CLIP_THRESHOLD))
+        return _clip_judge_for(settings.EASEL_CLIP_MODEL_PATH, float(settings.EASEL_CLIP_THRESHOLD))
     if name == "vlm" and gate.vlm:
         return _vlm_judge()
     return None

@@ -292,6 +292,7 @@ EASEL_WEBHOOK_ALLOW_PRIVATE = env.bool("EASEL_WEBHOOK_ALLOW_PRIVATE", default=Fa
 EASEL_SAFETY_ENABLED = env.bool("EASEL_SAFETY_ENABLED", default=True)
 # 0.8: NudeNet reads round, shaded products (apples) as BUTTOCKS_EXPOSED at up to 0.73.
 EASEL_SAFETY_THRESHOLD = env.float("EASEL_SAFETY_THRESHOLD", default=0.8)
+# A local checkpoint folder, or s3://bucket/prefix (fetched once into EASEL_BUILD_CACHE_DIR).
 EASEL_CLIP_MODEL_PATH = env.str("EASEL_CLIP_MODEL_PATH", default="")
 EASEL_CLIP_THRESHOLD = env.float("EASEL_CLIP_THRESHOLD", default=0.25)
 EASEL_VLM_URL = env.str("EASEL_VLM_URL", default="")

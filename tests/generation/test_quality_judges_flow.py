@@ -233,3 +233,97 @@ def test_the_reaper_hands_a_judging_job_whose_cpu_worker_died_to_another(
     assert services.generation_jobs_reap(now=later)["rejudged"] == 0  # lease renewed
     job = judge_on_cpu_worker(GenerationJob.objects.get(pk=job.pk))
     assert job.status == JobStatus.SUCCEEDED
+
+
+CLIP_RUBRIC = [{"question": "Is the product a red box?", "judge": "clip"}]
+
+
+def _upload_folder(folder, *, bucket: str, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    import boto3
+    from django.conf import settings
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.AWS_S3_ENDPOINT_URL,
+        region_name=settings.AWS_S3_REGION_NAME,
+        aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
+        aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
+    )
+    for path in folder.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder)}")
+
+
+@pytest.mark.parametrize("where", ["folder", "s3"])
+def test_the_clip_judge_answers_in_the_gpu_worker_from_a_folder_or_s3(
+    owner, tiny_base_model, enqueued, local_pipeline, settings, tmp_path, where
+):
+    import uuid
+
+    from tests.clip_fixture import build_tiny_clip
+    from tests.conftest import require_service
+
+    folder = tmp_path / "clip"
+    build_tiny_clip(folder)
+    settings.EASEL_BUILD_CACHE_DIR = tmp_path / "cache"
+    settings.EASEL_CLIP_THRESHOLD = -1.0  # a random CLIP: every similarity counts as a yes
+    if where == "s3":
+        if not settings.AWS_S3_ENDPOINT_URL:
+            require_service("S3", "AWS_S3_ENDPOINT_URL is not set (scripts/services.sh env)")
+        prefix = f"checkpoints/clip-{uuid.uuid4().hex[:8]}"
+        _upload_folder(folder, bucket=settings.AWS_STORAGE_BUCKET_NAME, prefix=prefix)
+        settings.EASEL_CLIP_MODEL_PATH = f"s3://{settings.AWS_STORAGE_BUCKET_NAME}/{prefix}"
+    else:
+        settings.EASEL_CLIP_MODEL_PATH = str(folder)
+    local_pipeline.draw_with(lambda prompt, seed: shot("red", shape="box", seed=seed))
+    job = run_until_finished(make_job(owner, CLIP_RUBRIC, clip_enabled=True))
+
+    assert job.status == JobStatus.SUCCEEDED  # no queue: CLIP runs in the GPU worker
+    clip = next(a for a in job.images.get().scores["answers"] if a["judge"] == "clip")
+    assert clip["answer"] is True and clip["error"] == "" and "Similarity" in clip["reason"]
+
+
+def test_an_unreachable_clip_checkpoint_is_not_judged_and_the_job_goes_on(
+    owner, tiny_base_model, enqueued, local_pipeline, settings, tmp_path
+):
+    settings.EASEL_BUILD_CACHE_DIR = tmp_path / "cache"
+    settings.EASEL_CLIP_MODEL_PATH = f"s3://{settings.AWS_STORAGE_BUCKET_NAME}/no/such/prefix"
+    local_pipeline.draw_with(lambda prompt, seed: shot("red", shape="box", seed=seed))
+    job = run_until_finished(make_job(owner, CLIP_RUBRIC, clip_enabled=True))
+    assert job.status == JobStatus.SUCCEEDED
+    clip = next(a for a in job.images.get().scores["answers"] if a["judge"] == "clip")
+    assert clip["answer"] is None and clip["error"] == "clip_unavailable"
+
+
+def test_the_llm_drafts_a_rubric_that_is_validated_before_it_is_returned(owner, client_for, peers):
+    prompt_template_create(
+        actor=owner.principal, application="shot", text="a {color} {product} on a white background"
+    )
+    drafted = [
+        {
+            "question": "Is the product {color}?",
+            "expected": "yes",
+            "weight": 2,
+            "judge": "check",
+            "check": "colour",
+        },
+        {"question": "Is the background plain?", "expected": "yes", "weight": 1, "judge": "vlm"},
+    ]
+    peers.script(said("Sure! Here are the questions:\n" + json.dumps(drafted)))
+    response = client_for(owner).post(
+        "/api/v1/templates/shot/rubric-draft",
+        {"description": "a red product, whole, on plain white"},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    rubric = response.json()["rubric"]
+    assert [(q["question"], q["judge"], q["weight"]) for q in rubric] == [
+        ("Is the product {color}?", "check", 2.0),
+        ("Is the background plain?", "vlm", 1.0),
+    ]
+    assert "a red product, whole, on plain white" in json.dumps(peers.bodies[0])
+    peers.script(failing(500))
+    broken = client_for(owner).post(
+        "/api/v1/templates/shot/rubric-draft", {"description": "anything"}, format="json"
+    )
+    assert broken.status_code == 502 and broken.json()["error"]["code"] == "llm_unavailable"

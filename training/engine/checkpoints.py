@@ -170,12 +170,8 @@ def load_checkpoint(
             params = dict(module.named_parameters())
             for key, tensor in loaded[name].items():
                 params[key].copy_(tensor)
-    device = next(iter(modules.values())).device
+    # The optimizer moves its saved state to its parameters' device itself.
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    for values in optimizer.state.values():  # saved from the CPU or another device
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor) and key != "step":
-                values[key] = value.to(device)
     lr_scheduler.load_state_dict(torch.load(folder / "lr_scheduler.pt", weights_only=True))
     if grad_scaler is not None and (folder / "grad_scaler.pt").is_file():
         grad_scaler.load_state_dict(torch.load(folder / "grad_scaler.pt", weights_only=True))

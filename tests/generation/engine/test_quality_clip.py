@@ -17,6 +17,7 @@ from generation.engine.quality import clip
 from generation.engine.quality.clip import ClipJudge, load_clip, statement_for
 from generation.engine.quality.judges import JudgedImage, Question
 from models_registry.engine.shapes_data import render_shots
+from tests.clip_fixture import build_tiny_clip
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[3]
@@ -29,38 +30,7 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory) -> str:
-    """A random CLIP (hidden size 32, 2 layers, 32-px images in 8-px patches) with a byte-level
-    BPE tokenizer that has no merges — one token per character — saved as a checkpoint would be."""
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
-
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in sorted(ByteLevel.alphabet()):
-        vocab[char] = len(vocab)
-        vocab[char + "</w>"] = len(vocab)  # the last character of a word
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
-    layers = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2}
-    config = CLIPConfig(
-        text_config={
-            **layers,
-            "num_attention_heads": 4,
-            "vocab_size": len(vocab),
-            "max_position_embeddings": 77,
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-        },
-        vision_config={**layers, "num_attention_heads": 4, "image_size": 32, "patch_size": 8},
-        projection_dim=32,
-    )
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-clip")
-    CLIPModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    CLIPImageProcessor(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
-    ).save_pretrained(path)
-    return str(path)
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
 def shots(size: int = 32) -> list[JudgedImage]:

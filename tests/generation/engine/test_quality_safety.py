@@ -201,3 +201,16 @@ def test_importing_the_safety_judge_loads_no_detector_runtime():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_shipped_renders_of_the_shapes_model_raise_no_flag():
+    """The evaluation set's good renders (tests/data/quality/good/), through the real detector."""
+    renders = sorted((ROOT / "tests" / "data" / "quality" / "good").glob("*.png"))
+    assert len(renders) >= 60
+    images = [
+        JudgedImage(pixels=np.asarray(Image.open(p).convert("RGB")), png=p.read_bytes(), prompt="")
+        for p in renders
+    ]
+    answers = SafetyJudge().answer(images, [SAFETY_QUESTION])
+    flagged = [p.name for p, (a,) in zip(renders, answers, strict=True) if a.answer is not True]
+    assert flagged == []
