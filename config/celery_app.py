@@ -24,6 +24,7 @@ app.conf.task_default_routing_key = "default"
 app.conf.task_routes = {
     "generation.tasks.run_generation_interactive": {"queue": "interactive"},
     "generation.tasks.run_generation_bulk": {"queue": "bulk"},
+    "training.tasks.reap_training_jobs_task": {"queue": "default"},
     "training.tasks.*": {"queue": "train"},
     "models_registry.tasks.*": {"queue": "train"},
 }
@@ -49,6 +50,12 @@ app.conf.beat_schedule = {
     **(app.conf.beat_schedule or {}),
     "generation-jobs-reap": {
         "task": "generation.tasks.reap_generation_jobs",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 55},
+    },
+    # Training reaper: a job whose worker was lost goes back to pending; the next one resumes.
+    "training-jobs-reap": {
+        "task": "training.tasks.reap_training_jobs_task",
         "schedule": 60.0,
         "options": {"queue": "default", "expires": 55},
     },

@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("generation.api.templates")),
     path("", include("generation.api.urls")),
     path("", include("models_registry.api.urls")),
+    path("", include("training.api")),
 ]
 
 urlpatterns = [

@@ -66,6 +66,11 @@ class Category(models.Model):
     default_template = models.CharField(
         max_length=80, blank=True, help_text="Application slug of the default prompt template."
     )
+    auto_promote = models.BooleanField(
+        default=False,
+        help_text="Promote a fine-tuned candidate to production when its validation images pass "
+        "the quality gate more often than production's on the same prompts and seeds.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -108,7 +113,7 @@ class ModelVersion(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
     # training depends on the registry, so the link back is a plain id (no FK cycle).
-    training_job_id = models.BigIntegerField(null=True, blank=True)
+    training_job_id = models.UUIDField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     status = models.CharField(
         max_length=12, choices=VersionStatus.choices, default=VersionStatus.CANDIDATE

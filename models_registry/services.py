@@ -35,7 +35,7 @@ from .models import (
 )
 from .validation import check_lora_file, check_pipeline_folder
 
-CATEGORY_FIELDS = ("name", "trigger_token", "base_model", "default_template")
+CATEGORY_FIELDS = ("name", "trigger_token", "base_model", "default_template", "auto_promote")
 
 
 def _category_snapshot(category: Category) -> dict[str, Any]:
@@ -247,7 +247,7 @@ def model_version_register(
     source_path: Path,
     parent: ModelVersion | None = None,
     metrics: dict[str, Any] | None = None,
-    training_job_id: int | None = None,
+    training_job_id: Any = None,
     label: str = "",
 ) -> ModelVersion:
     """Upload ``source_path`` (a pipeline folder for ``full``, LoRA weights for ``lora``) and

@@ -284,6 +284,16 @@ EASEL_WEBHOOK_TIMEOUT = env.float("EASEL_WEBHOOK_TIMEOUT", default=10.0)
 EASEL_WEBHOOK_MAX_ATTEMPTS = env.int("EASEL_WEBHOOK_MAX_ATTEMPTS", default=8)
 EASEL_WEBHOOK_ALLOW_PRIVATE = env.bool("EASEL_WEBHOOK_ALLOW_PRIVATE", default=False)
 
+# Fine-tuning (training/): limits on each instance photo, checked before it is decoded; how long a
+# training claim holds without a heartbeat; where jobs keep checkpoints (so a new worker resumes).
+EASEL_TRAINING_MAX_IMAGE_BYTES = env.int("EASEL_TRAINING_MAX_IMAGE_BYTES", default=20 * 1024 * 1024)
+EASEL_TRAINING_MAX_IMAGE_PIXELS = env.int("EASEL_TRAINING_MAX_IMAGE_PIXELS", default=40_000_000)
+EASEL_TRAINING_LEASE_SECONDS = env.int("EASEL_TRAINING_LEASE_SECONDS", default=300)
+EASEL_TRAINING_WORK_DIR = Path(
+    env.str("EASEL_TRAINING_WORK_DIR", default=str(VAR_DIR / "training"))
+)
+EASEL_TRAINING_GPU_SECONDS_PER_STEP = env.float("EASEL_TRAINING_GPU_SECONDS_PER_STEP", default=0.5)
+
 # The quality gate (generation/quality.py). Built-in checks always run; the safety detector
 # (NudeNet, offline ONNX) runs unless turned off and fails closed. CLIP and the VLM run for the
 # organizations that enable them, once configured here: a CLIP checkpoint directory, and an

@@ -50,6 +50,7 @@ class CategorySerializer(ResponseModelSerializer):
             "trigger_token",
             "base_model",
             "default_template",
+            "auto_promote",
             "aliases",
             "created_at",
         ]
@@ -71,6 +72,10 @@ class CategoryCreateSerializer(StrictSerializer):
         help_text="Name of the base model served before any version is promoted.",
     )
     default_template = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    auto_promote = serializers.BooleanField(
+        required=False,
+        help_text="Promote a fine-tuned candidate that beats production on the quality gate.",
+    )
 
 
 class CategoryUpdateSerializer(CategoryCreateSerializer):
