@@ -289,7 +289,7 @@ def model_version_register(
                 "kind": kind,
                 "sha256": stored.sha256,
                 "label": label,
-                "training_job_id": training_job_id,
+                "training_job_id": str(training_job_id) if training_job_id else None,
             },
         )
     return version
