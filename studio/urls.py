@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import account, generate, images, jobs, models, quality, review
+from .views import account, generate, images, jobs, models, quality, review, training
 
 app_name = "studio"
 
@@ -31,5 +31,14 @@ urlpatterns = [
     path("templates/", quality.template_list, name="template_list"),
     path("templates/<slug:application>/rubric/", quality.template_rubric, name="template_rubric"),
     path("quality/", quality.quality_settings, name="quality_settings"),
+    path("training/", training.training_list, name="training_list"),
+    path("training/<uuid:job_id>/", training.training_detail, name="training_detail"),
+    path("training/<uuid:job_id>/status/", training.training_status, name="training_status"),
+    path("training/<uuid:job_id>/cancel/", training.training_cancel, name="training_cancel"),
+    path(
+        "training/validation/<int:image_id>/",
+        training.validation_file,
+        name="training_validation_file",
+    ),
     path("models/<slug:slug>/rollback/", models.rollback, name="rollback"),
 ]

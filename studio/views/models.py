@@ -57,7 +57,7 @@ def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
         set((production.metrics if production else {}) or {})
         | set((compare.metrics if compare else {}) or {})
     )
-    metric_names = [m for m in metric_names if m != "validation_images"]
+    metric_names = [m for m in metric_names if m not in ("instance_sha256", "params")]
     return render_page(
         request,
         "studio/models/category_detail.html",
