@@ -79,6 +79,16 @@ def forbidden(request: HttpRequest, message: str) -> HttpResponse:
     return render_page(request, "studio/forbidden.html", {"message": message}, status=403)
 
 
+def refused(request: HttpRequest, action: str) -> HttpResponse:
+    """The 403 page for a principal whose role does not allow ``action``."""
+    principal = request.principal  # type: ignore[attr-defined]
+    return forbidden(
+        request,
+        f"Your role ({principal.role}) in {principal.org.name} does not allow "
+        f"'{action}'. Ask an owner or admin if you need it.",
+    )
+
+
 def studio_view(action: str = Action.VIEW) -> Callable[[View], View]:
     """Require a signed-in member whose role in the session's organization allows ``action``."""
 
@@ -100,11 +110,7 @@ def studio_view(action: str = Action.VIEW) -> Callable[[View], View]:
                 )
             request.principal = principal  # type: ignore[attr-defined]
             if not principal.can(action):
-                return forbidden(
-                    request,
-                    f"Your role ({principal.role}) in {principal.org.name} does not allow "
-                    f"'{action}'. Ask an owner or admin if you need it.",
-                )
+                return refused(request, action)
             return view(request, *args, **kwargs)
 
         wrapped.studio_action = action  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from generation.rubrics import CHECK_KINDS, DEFAULT_PASS_THRESHOLD, RUBRIC_JUDGE
 from models_registry.selectors import get_category_for_org
 from tenants.roles import Action
 
-from ..access import render_page, studio_view
+from ..access import refused, render_page, studio_view
 from ..errors import field_messages
 
 EXTRA_ROWS = 3
@@ -98,7 +98,7 @@ def template_rubric(request: HttpRequest, application: str) -> HttpResponse:
     attempts: Any = template.max_attempts
     if request.method == "POST":
         if not request.principal.can(Action.GENERATE):
-            return render_page(request, "studio/forbidden.html", status=403)
+            return refused(request, Action.GENERATE)
         items = _posted_rubric(request.POST)
         threshold = _number(request.POST, "pass_threshold", float)
         attempts = _number(request.POST, "max_attempts", int)
@@ -142,7 +142,7 @@ def category_rubric(request: HttpRequest, slug: str) -> HttpResponse:
     threshold: Any = rubric.pass_threshold if rubric else DEFAULT_PASS_THRESHOLD
     if request.method == "POST":
         if not request.principal.can(Action.MANAGE_MODELS):
-            return render_page(request, "studio/forbidden.html", status=403)
+            return refused(request, Action.MANAGE_MODELS)
         items = _posted_rubric(request.POST)
         threshold = _number(request.POST, "pass_threshold", float)
         try:
@@ -177,7 +177,7 @@ def quality_settings(request: HttpRequest) -> HttpResponse:
     row = quality_settings_for(request.principal.org)
     if request.method == "POST":
         if not request.principal.can(Action.MANAGE_MODELS):
-            return render_page(request, "studio/forbidden.html", status=403)
+            return refused(request, Action.MANAGE_MODELS)
         changes = {name: request.POST.get(name) == "on" for name, _, _ in SETTING_LABELS}
         quality_services.quality_settings_update(actor=request.principal, changes=changes)
         messages.success(request, "Quality settings saved.")

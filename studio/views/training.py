@@ -20,7 +20,7 @@ from training import selectors, services
 from training.models import TrainingJob
 from training.uploads import MAX_IMAGES
 
-from ..access import render_page, studio_view
+from ..access import refused, render_page, studio_view
 from ..errors import field_messages
 
 CURVE_WIDTH, CURVE_HEIGHT = 480, 120
@@ -61,7 +61,7 @@ def training_list(request: HttpRequest) -> HttpResponse:
     form: dict[str, str] = {"rare_token": "sks", "max_steps": ""}
     if request.method == "POST":
         if not request.principal.can(Action.TRAIN):
-            return render_page(request, "studio/forbidden.html", status=403)
+            return refused(request, Action.TRAIN)
         form = {
             k: request.POST.get(k, "")
             for k in ("category", "rare_token", "class_prompt", "instance_prompt", "max_steps")

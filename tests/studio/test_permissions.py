@@ -35,6 +35,12 @@ ROUTES = [
     ("get", "/studio/models/{slug}/", Action.VIEW),
     ("post", "/studio/models/{slug}/promote/", Action.MANAGE_MODELS),
     ("post", "/studio/models/{slug}/rollback/", Action.MANAGE_MODELS),
+    ("get", "/studio/models/{slug}/rubric/", Action.VIEW),
+    ("post", "/studio/models/{slug}/rubric/", Action.MANAGE_MODELS),
+    ("get", "/studio/templates/", Action.VIEW),
+    ("get", "/studio/quality/", Action.VIEW),
+    ("post", "/studio/quality/", Action.MANAGE_MODELS),
+    ("get", "/studio/training/", Action.VIEW),
 ]
 OBJECT_ROUTES = [r for r in ROUTES if "{" in r[1]]
 
@@ -49,6 +55,8 @@ def _body(url: str, category) -> dict[str, str]:  # type: ignore[no-untyped-def]
         return {"decision": "approved"}
     if "/review/" in url:
         return {"decision": "approved"}
+    if "/rubric/" in url:
+        return {"rows": "0", "pass_threshold": "0.75"}
     if "/promote/" in url:
         return {"version": str(category.versions.first().pk), "alias": "production"}
     return {}
@@ -99,14 +107,15 @@ def test_missing_object_is_the_same_404_as_another_orgs(persona, studio_client, 
 
 
 def test_navigation_shows_only_what_the_role_may_do(persona, studio_client):
+    everyone = {"Jobs", "Gallery", "Training", "Models", "Quality"}
     expected = {
-        Role.OWNER: {"Generate", "Jobs", "Review", "Gallery", "Models"},
-        Role.EDITOR: {"Generate", "Jobs", "Gallery", "Models"},
-        Role.REVIEWER: {"Jobs", "Review", "Gallery", "Models"},
-        Role.VIEWER: {"Jobs", "Gallery", "Models"},
+        Role.OWNER: everyone | {"Generate", "Review"},
+        Role.EDITOR: everyone | {"Generate"},
+        Role.REVIEWER: everyone | {"Review"},
+        Role.VIEWER: everyone,
     }
     for role, labels in expected.items():
         page = studio_client(persona(role)).get("/studio/").content.decode()
         nav = page.split('<nav class="mainnav"', 1)[1].split("</nav>", 1)[0]
-        for label in {"Generate", "Jobs", "Review", "Gallery", "Models"}:
+        for label in everyone | {"Generate", "Review"}:
             assert (f">{label}</a>" in nav) == (label in labels), (role, label)
