@@ -61,6 +61,9 @@ class _Watch:
         self.canceled = False
 
     def progress(self, p: Any) -> None:
+        if self.curve and self.curve[-1][0] >= p.step:
+            # Resumed from a checkpoint older than the last step recorded: those steps are redone.
+            self.curve = [point for point in self.curve if point[0] < p.step]
         self.curve.append([p.step, round(float(p.loss), 6)])
         now = time.monotonic()
         if now - self.last_write < PROGRESS_WRITE_SECONDS and p.step < p.total:

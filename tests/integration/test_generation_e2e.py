@@ -92,24 +92,29 @@ def isolated_broker() -> Iterator[str]:
     switch(previous)
 
 
-@pytest.fixture
-def celery_worker_process(isolated_broker, tmp_path) -> Iterator[subprocess.Popen]:
+def start_celery_worker(
+    *, broker: str, tmp_path: Path, queues: str, name: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """``celery -A config worker -Q <queues> --pool solo`` against this test's database and
+    ``broker``; its log is ``process.log_path``."""
     db = connection.settings_dict
     database_url = (
         f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
         f"{db['PORT'] or 5432}/{db['NAME']}"
     )
-    env = os.environ | {
+    environment = os.environ | {
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": isolated_broker,
+        "CELERY_BROKER_URL": broker,
         "EASEL_MODEL_CACHE_DIR": str(tmp_path / "model-cache"),
         "EASEL_WEBHOOK_ALLOW_PRIVATE": "1",
         "EASEL_VAR_DIR": str(tmp_path / "var"),
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "2",
+        **(env or {}),
     }
-    log = (tmp_path / "worker.log").open("wb")
+    log_path = tmp_path / f"{name}.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "celery"),
@@ -117,11 +122,11 @@ def celery_worker_process(isolated_broker, tmp_path) -> Iterator[subprocess.Pope
             "config",
             "worker",
             "-Q",
-            "interactive,bulk,default",
+            queues,
             "--pool",
             "solo",
             "-n",
-            f"e2e-{os.getpid()}@%h",
+            f"{name}-{os.getpid()}@%h",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
@@ -129,18 +134,30 @@ def celery_worker_process(isolated_broker, tmp_path) -> Iterator[subprocess.Pope
             "info",
         ],
         cwd=REPO,
-        env=env,
+        env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    process.log_path = tmp_path / "worker.log"  # type: ignore[attr-defined]
-    yield process
+    log.close()  # the child holds its own descriptor
+    process.log_path = log_path  # type: ignore[attr-defined]
+    return process
+
+
+def stop_worker(process: subprocess.Popen) -> None:
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
-    log.close()
+
+
+@pytest.fixture
+def celery_worker_process(isolated_broker, tmp_path) -> Iterator[subprocess.Popen]:
+    process = start_celery_worker(
+        broker=isolated_broker, tmp_path=tmp_path, queues="interactive,bulk,default", name="e2e"
+    )
+    yield process
+    stop_worker(process)
 
 
 def _wait(predicate, what: str, worker: subprocess.Popen):  # type: ignore[no-untyped-def]
