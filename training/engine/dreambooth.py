@@ -93,6 +93,12 @@ class DreamBoothConfig:
     # Sampling settings of validation and class images.
     sample_steps: int = 25
     guidance_scale: float = 5.0
+    # Class images may be drawn at a lower guidance than the validation images: the class prompt
+    # is trained towards them unguided, and guided sampling then amplifies what it learned. In
+    # scripts/dreambooth_shapes_demo.py (sampled at guidance 5), class images at guidance 5 kept
+    # the class prompt's images as they were for 8/16 seeds, at 1.5 for 16/16. None: as
+    # `guidance_scale`.
+    class_guidance_scale: float | None = None
 
     def __post_init__(self) -> None:
         problems = _config_problems(self)
@@ -213,6 +219,10 @@ def _config_problems(c: DreamBoothConfig) -> list[str]:
         f"sample_steps must be >= 1, not {c.sample_steps!r}",
     )
     need(c.guidance_scale >= 0, f"guidance_scale must be >= 0, not {c.guidance_scale!r}")
+    need(
+        c.class_guidance_scale is None or c.class_guidance_scale >= 0,
+        f"class_guidance_scale must be >= 0 or None, not {c.class_guidance_scale!r}",
+    )
     return problems
 
 
@@ -374,8 +384,8 @@ def _make_trainable(
     if config.gradient_checkpointing:
         models.unet.enable_gradient_checkpointing()
         if config.train_text_encoder:
-            models.text_encoder.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
+            models.text_encoder.activation_checkpointing_enable(
+                activation_checkpointing_kwargs={"use_reentrant": False}
             )
     return trained
 
@@ -429,6 +439,26 @@ def _prompt_embeds(text_encoder: Any, tokens: tuple[torch.Tensor, Any], count: i
     return embeds.expand(count, -1, -1)
 
 
+@dataclass
+class _Subject:
+    """One half of a batch: the instance images and prompt, or the class images and prompt."""
+
+    latents: _LatentBank
+    tokens: tuple[torch.Tensor, Any]
+    fixed_embeds: torch.Tensor | None = None  # computed once when the text encoder is frozen
+
+
+def _subject(
+    models: _Models, pixels: torch.Tensor, prompt: str, device: torch.device, frozen_text: bool
+) -> _Subject:
+    tokens = _token_ids(models.tokenizer, prompt, device)
+    subject = _Subject(latents=_encode_images(models.vae, pixels, device), tokens=tokens)
+    if frozen_text:
+        with torch.no_grad():
+            subject.fixed_embeds = _prompt_embeds(models.text_encoder, tokens, 1)
+    return subject
+
+
 # --- one step -----------------------------------------------------------------------------------
 
 
@@ -440,31 +470,29 @@ class _Run:
     config: DreamBoothConfig
     device: torch.device
     dtype: torch.dtype
-    instance_latents: _LatentBank
-    class_latents: _LatentBank | None
-    instance_tokens: tuple[torch.Tensor, Any]
-    class_tokens: tuple[torch.Tensor, Any] | None
-    fixed_instance_embeds: torch.Tensor | None  # when the text encoder is frozen
-    fixed_class_embeds: torch.Tensor | None
+    instance: _Subject
+    prior: _Subject | None  # the class half, with prior preservation
     generator: torch.Generator
 
 
-def _embeds(run: _Run, tokens: tuple[torch.Tensor, Any], fixed: torch.Tensor | None) -> Any:
-    if fixed is not None:
-        return fixed.expand(run.config.batch_size, -1, -1)
-    return _prompt_embeds(run.models.text_encoder, tokens, run.config.batch_size)
+def _draw(run: _Run, subject: _Subject) -> tuple[torch.Tensor, torch.Tensor]:
+    """`batch_size` latents of the subject's images and as many copies of its prompt."""
+    count = run.config.batch_size
+    latents = subject.latents.sample(count, run.generator)
+    if subject.fixed_embeds is not None:
+        return latents, subject.fixed_embeds.expand(count, -1, -1)
+    return latents, _prompt_embeds(run.models.text_encoder, subject.tokens, count)
 
 
 def _denoising_loss(run: _Run) -> tuple[torch.Tensor, float, float]:
     """(loss to minimise, instance loss, prior loss) of one micro-batch."""
     config, scheduler, generator = run.config, run.models.noise_scheduler, run.generator
-    latents = run.instance_latents.sample(config.batch_size, generator)
-    embeds = _embeds(run, run.instance_tokens, run.fixed_instance_embeds)
-    if run.class_latents is not None:
+    latents, embeds = _draw(run, run.instance)
+    if run.prior is not None:
         # The paper's prior preservation: the class images ride in the same batch.
-        assert run.class_tokens is not None  # noqa: S101 (set together with class_latents)
-        latents = torch.cat([latents, run.class_latents.sample(config.batch_size, generator)])
-        embeds = torch.cat([embeds, _embeds(run, run.class_tokens, run.fixed_class_embeds)])
+        class_latents, class_embeds = _draw(run, run.prior)
+        latents = torch.cat([latents, class_latents])
+        embeds = torch.cat([embeds, class_embeds])
     noise = torch.randn(latents.shape, generator=generator).to(run.device)
     timesteps = torch.randint(
         0, scheduler.config.num_train_timesteps, (len(latents),), generator=generator
@@ -477,7 +505,7 @@ def _denoising_loss(run: _Run) -> tuple[torch.Tensor, float, float]:
     else:
         raise ValueError(f"Unsupported prediction_type {scheduler.config.prediction_type!r}.")
     prediction = run.models.unet(noisy, timesteps, encoder_hidden_states=embeds).sample
-    if run.class_latents is None:
+    if run.prior is None:
         loss = F.mse_loss(prediction.float(), target.float())
         return loss, loss.item(), 0.0
     prediction, prior_prediction = prediction.chunk(2)
@@ -653,7 +681,8 @@ def train_dreambooth(
     output_dir.mkdir(parents=True, exist_ok=True)
     models = _load_models(base_model_dir, torch_device, dtype)
 
-    class_latents, class_tokens, class_images_generated = None, None, 0
+    frozen_text = not config.train_text_encoder
+    prior, class_images_generated = None, 0
     if config.with_prior_preservation:
         class_set = ensure_class_images(
             base_model_dir=base_model_dir,
@@ -663,23 +692,19 @@ def train_dreambooth(
             seed=config.seed,
             cache_dir=class_cache_dir or output_dir / "class_images",
             num_inference_steps=config.sample_steps,
-            guidance_scale=config.guidance_scale,
+            guidance_scale=(
+                config.guidance_scale
+                if config.class_guidance_scale is None
+                else config.class_guidance_scale
+            ),
             make_pipeline=lambda: models.pipeline,  # still the base model: no adapters yet
         )
         class_images_generated = class_set.generated
         class_pixels = training_pixels(class_set.load(), config.resolution)
-        class_latents = _encode_images(models.vae, class_pixels, torch_device)
-        class_tokens = _token_ids(models.tokenizer, config.class_prompt, torch_device)
-    instance_latents = _encode_images(models.vae, instance_pixels, torch_device)
-    instance_tokens = _token_ids(models.tokenizer, config.instance_prompt, torch_device)
+        prior = _subject(models, class_pixels, config.class_prompt, torch_device, frozen_text)
+    instance = _subject(models, instance_pixels, config.instance_prompt, torch_device, frozen_text)
 
     trained = _make_trainable(models, config, torch_device)
-    fixed_instance, fixed_class = None, None
-    if not config.train_text_encoder:  # a frozen encoder gives the same embeddings every step
-        with torch.no_grad():
-            fixed_instance = _prompt_embeds(models.text_encoder, instance_tokens, 1)
-            if class_tokens is not None:
-                fixed_class = _prompt_embeds(models.text_encoder, class_tokens, 1)
     params = [p for module in trained.values() for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params,
@@ -696,12 +721,8 @@ def train_dreambooth(
         config=config,
         device=torch_device,
         dtype=dtype,
-        instance_latents=instance_latents,
-        class_latents=class_latents,
-        instance_tokens=instance_tokens,
-        class_tokens=class_tokens,
-        fixed_instance_embeds=fixed_instance,
-        fixed_class_embeds=fixed_class,
+        instance=instance,
+        prior=prior,
         generator=generator,
     )
 
