@@ -274,3 +274,95 @@ def test_reviewer_filters_by_the_gates_score_and_the_report_shows_agreement(
         for row in browser.find_elements(By.CSS_SELECTOR, "[data-template]")
     }
     assert rows == {"product-shot": "100 %", "tile-lenient": "0 %"}
+
+
+def _star_photo(path, i: int):  # type: ignore[no-untyped-def]
+    """A cyan star on a white backdrop: a product the shapes model never saw."""
+    import math
+
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (64, 64), (246, 246, 243))
+    centre, outer, inner = (32 + (i % 3) - 1, 32 - (i % 2)), 22 - i, 9 - i / 3
+    points = [
+        (
+            centre[0] + (outer if k % 2 == 0 else inner) * math.sin(k * math.pi / 5 + i / 10),
+            centre[1] - (outer if k % 2 == 0 else inner) * math.cos(k * math.pi / 5 + i / 10),
+        )
+        for k in range(10)
+    ]
+    ImageDraw.Draw(image).polygon(points, fill=(20, 200, 210))
+    image.save(path)
+    return path
+
+
+def test_editor_trains_admin_promotes_and_generations_use_the_new_version(
+    browser, live_server, shapes_base_model, celery_worker_process, settings, tmp_path
+):
+    from generation.services import generation_job_create
+    from models_registry.models import Category
+    from training.models import TrainingJob, TrainingStatus
+
+    settings.VAR_DIR = tmp_path
+    settings.EASEL_TRAINING_WORK_DIR = tmp_path / "training"
+    demo = seed_tenancy()
+    Category.objects.create(
+        organization=demo.org, slug="stars", name="Stars", base_model=shapes_base_model
+    )
+    photos = [_star_photo(tmp_path / f"star-{i}.png", i) for i in range(4)]
+    base = live_server.url
+
+    _sign_in(browser, base, "marketer", DEMO_PASSWORD)
+    browser.find_element(By.LINK_TEXT, "Training").click()
+    browser.find_element(By.NAME, "rare_token").clear()
+    browser.find_element(By.NAME, "rare_token").send_keys("sks")
+    browser.find_element(By.NAME, "class_prompt").send_keys("a box on a white background")
+    browser.find_element(By.NAME, "instance_prompt").send_keys("a sks star on a white background")
+    browser.find_element(By.NAME, "max_steps").send_keys("30")
+    browser.find_element(By.NAME, "images").send_keys("\n".join(str(p) for p in photos))
+    _wait_for_worker(celery_worker_process)
+    browser.find_element(By.ID, "start-training").click()
+    WebDriverWait(browser, 10).until(ec.url_contains("/studio/training/"))
+    job = TrainingJob.objects.get(organization=demo.org)
+    assert job.images.count() == 4 and job.created_by.username == "marketer"
+
+    # The page follows the job live until the candidate's validation images appear.
+    WebDriverWait(browser, JOB_SECONDS, poll_frequency=0.5).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "[data-testid=candidate-image]")
+    )
+    job.refresh_from_db()
+    assert job.status == TrainingStatus.SUCCEEDED, job.error_message
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=loss-curve]")
+    WebDriverWait(browser, 20).until(
+        lambda b: b.execute_script(
+            "return [...document.querySelectorAll('[data-testid=validation-images] img')]"
+            ".every(img => img.complete && img.naturalWidth > 0)"
+        )
+    )
+    assert not browser.find_elements(By.ID, "promote-candidate")  # an editor may not promote
+
+    # An admin promotes the candidate, after confirming.
+    _sign_in(browser, base, "admin", DEMO_PASSWORD)
+    browser.get(f"{base}/studio/training/{job.pk}/")
+    browser.find_element(By.ID, "promote-candidate").click()
+    WebDriverWait(browser, 5).until(ec.alert_is_present()).accept()
+    WebDriverWait(browser, 10).until(
+        lambda b: f"Version {job.output_version_id} is now production" in b.page_source
+    )
+    assert 'data-testid="lineage"' in browser.page_source  # the version card says where from
+
+    # A generation for the category now uses the new version.
+    generation = generation_job_create(
+        actor=demo.owner, data={"category": "stars", "prompt": "a sks star on a white background"}
+    )
+    assert generation.model_version_id == job.output_version_id
+    deadline = time.monotonic() + JOB_SECONDS
+    while (
+        time.monotonic() < deadline and not GenerationJob.objects.get(pk=generation.pk).is_finished
+    ):
+        time.sleep(0.5)
+    generation.refresh_from_db()
+    assert generation.status in (JobStatus.SUCCEEDED, JobStatus.FAILED_QUALITY), (
+        generation.error_message
+    )
+    assert generation.images.exists()
