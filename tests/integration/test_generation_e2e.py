@@ -154,7 +154,10 @@ def stop_worker(process: subprocess.Popen) -> None:
 @pytest.fixture
 def celery_worker_process(isolated_broker, tmp_path) -> Iterator[subprocess.Popen]:
     process = start_celery_worker(
-        broker=isolated_broker, tmp_path=tmp_path, queues="interactive,bulk,train,default", name="e2e"
+        broker=isolated_broker,
+        tmp_path=tmp_path,
+        queues="interactive,bulk,train,default",
+        name="e2e",
     )
     yield process
     stop_worker(process)

@@ -18,7 +18,7 @@ from models_registry.models import Category, ModelVersion
 from training import services
 from training.models import TrainingJob, TrainingStatus
 
-from .test_generation_e2e import isolated_broker, start_celery_worker, stop_worker  # noqa: F401
+from .test_generation_e2e import start_celery_worker, stop_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -47,7 +47,11 @@ def wait_for(predicate, what: str, worker) -> None:  # type: ignore[no-untyped-d
 
 
 def test_kill_9_mid_training_then_a_new_worker_resumes_from_the_checkpoint(
-    owner, tiny_base_model, isolated_broker, tmp_path, settings  # noqa: F811 (the fixture)
+    owner,
+    tiny_base_model,
+    isolated_broker,
+    tmp_path,
+    settings,
 ):
     settings.EASEL_TRAINING_WORK_DIR = tmp_path / "var" / "training"
     category = Category.objects.create(
