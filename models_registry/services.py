@@ -45,6 +45,7 @@ def _category_snapshot(category: Category) -> dict[str, Any]:
         "trigger_token": category.trigger_token,
         "base_model": category.base_model.name if category.base_model else None,
         "default_template": category.default_template,
+        "auto_promote": category.auto_promote,
     }
 
 
@@ -67,6 +68,7 @@ def category_create(
     trigger_token: str = "",
     base_model: BaseModel | None = None,
     default_template: str = "",
+    auto_promote: bool = False,
 ) -> Category:
     require(actor, Action.MANAGE_MODELS)
     if Category.objects.filter(organization=actor.org, slug=slug).exists():
@@ -79,6 +81,7 @@ def category_create(
         trigger_token=trigger_token,
         base_model=base_model,
         default_template=default_template,
+        auto_promote=auto_promote,
     )
     audit_event_record(
         org=actor.org,

@@ -197,6 +197,7 @@ class TrainingViewSet(
         request={"multipart/form-data": TrainingCreateSerializer},
         responses={
             202: TrainingJobSerializer,
+            404: error_response("No such category in your organization."),
             429: error_response("The organization's GPU-seconds quota would be passed."),
         },
     )
