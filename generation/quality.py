@@ -169,39 +169,19 @@ def clip_checkpoint_folder(location: str) -> str:
     import shutil
     import tempfile
 
-    import boto3
+    from models_registry.artifacts import download_s3_prefix
 
-    bucket, _, prefix = location.removeprefix("s3://").partition("/")
-    prefix = prefix.rstrip("/") + "/"
     digest = hashlib.sha256(location.encode()).hexdigest()[:16]
     folder = Path(settings.EASEL_BUILD_CACHE_DIR).expanduser() / f"clip-{digest}"
     if (folder / ".complete").exists():
         return str(folder)
-    client = boto3.client(
-        "s3",
-        endpoint_url=settings.AWS_S3_ENDPOINT_URL,
-        region_name=settings.AWS_S3_REGION_NAME,
-        aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
-        aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
-    )
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        found = 0
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                relative = item["Key"][len(prefix) :]
-                if not relative or relative.endswith("/"):
-                    continue
-                target = staging / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                client.download_file(bucket, item["Key"], str(target))
-                found += 1
-        if not found:
-            raise FileNotFoundError(f"nothing under {location}")
-        (staging / ".complete").touch()
+        fetched = download_s3_prefix(location, staging)
+        (fetched / ".complete").touch()
         shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)  # atomic: a half-downloaded checkpoint is never used
+        fetched.rename(folder)  # atomic: a half-downloaded checkpoint is never used
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return str(folder)

@@ -347,3 +347,41 @@ def read_manifest(folder: Path) -> dict:
     """``easel.json`` of a materialized pipeline (sampling defaults), or ``{}``."""
     path = Path(folder) / "easel.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def download_s3_prefix(uri: str, into: Path) -> Path:
+    """Copy every object under ``s3://bucket/prefix`` into ``into`` (keeps the layout)."""
+    from urllib.parse import urlparse
+
+    import boto3
+
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ArtifactError(f"The address must look like s3://bucket/prefix, not {uri!r}.")
+    prefix = parsed.path.lstrip("/")
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.AWS_S3_ENDPOINT_URL,
+        aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
+        aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
+        region_name=settings.AWS_S3_REGION_NAME,
+    )
+    count = 0
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=parsed.netloc, Prefix=prefix
+    ):
+        for obj in page.get("Contents", []):
+            rel = obj["Key"][len(prefix) :].lstrip("/") if prefix else obj["Key"]
+            if not rel or rel.endswith("/"):
+                continue
+            target = (into / rel).resolve()
+            if into.resolve() not in target.parents:
+                raise ArtifactError(f"Refusing object key {obj['Key']!r}: it escapes the folder.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(parsed.netloc, obj["Key"], str(target))
+            count += 1
+    if count == 0:
+        raise ArtifactMissing(f"No objects under {uri}; check the bucket and prefix.")
+    if prefix and not prefix.endswith("/") and (into / Path(prefix).name).is_dir():
+        return into / Path(prefix).name
+    return into

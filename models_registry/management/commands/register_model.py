@@ -19,14 +19,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.text import slugify
 
 from models_registry import services
+from models_registry.artifacts import ArtifactError, download_s3_prefix
 from models_registry.models import BaseModel, Family, VersionKind
 from models_registry.validation import check_lora_file, check_pipeline_folder
 from tenants.models import Organization
@@ -36,42 +35,6 @@ def _errors(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
         return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
     return "; ".join(exc.messages)
-
-
-def download_s3_prefix(uri: str, into: Path) -> Path:
-    """Copy every object under ``s3://bucket/prefix`` into ``into`` (keeps the layout)."""
-    import boto3
-
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise CommandError(f"--uri must look like s3://bucket/prefix, not {uri!r}.")
-    prefix = parsed.path.lstrip("/")
-    client = boto3.client(
-        "s3",
-        endpoint_url=settings.AWS_S3_ENDPOINT_URL,
-        aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
-        aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
-        region_name=settings.AWS_S3_REGION_NAME,
-    )
-    count = 0
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=parsed.netloc, Prefix=prefix
-    ):
-        for obj in page.get("Contents", []):
-            rel = obj["Key"][len(prefix) :].lstrip("/") if prefix else obj["Key"]
-            if not rel or rel.endswith("/"):
-                continue
-            target = (into / rel).resolve()
-            if into.resolve() not in target.parents:
-                raise CommandError(f"Refusing object key {obj['Key']!r}: it escapes the folder.")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(parsed.netloc, obj["Key"], str(target))
-            count += 1
-    if count == 0:
-        raise CommandError(f"No objects under {uri}; check the bucket and prefix.")
-    if prefix and not prefix.endswith("/") and (into / Path(prefix).name).is_dir():
-        return into / Path(prefix).name
-    return into
 
 
 def _load_check_pipeline(path: Path) -> None:
@@ -112,7 +75,10 @@ class Command(BaseCommand):
             source = options["path"]
             if options["uri"]:
                 self.stdout.write(f"Downloading {options['uri']} …")
-                source = download_s3_prefix(options["uri"], Path(tmp))
+                try:
+                    source = download_s3_prefix(options["uri"], Path(tmp))
+                except ArtifactError as exc:
+                    raise CommandError(str(exc)) from None
             try:
                 if options["base"] or options["kind"] == VersionKind.LORA:
                     self._register_version(Path(source), options)
