@@ -10,14 +10,18 @@ report's classifiers. The figures in ARCHITECTURE.md ("Built-in shapes model") c
     PYTHONPATH=. python scripts/shapes_vae_trial.py --size 64 --channels 16 32 64 64 \\
         --steps 1200 --batch 8 --lr 2e-3 --product-weight 60 --silhouette 4 --silhouette-from 0.5
 
-Issue 10's 64×64 trials (one thread each, so they can run beside other work; `--eval-every`
-prints the live weights' and, with `--ema`, the weight average's figures along the way):
+Issue 10's 64×64 trials run on one thread, beside other work (`--eval-every` prints the live
+weights' and, with `--ema`, the weight average's figures along the way). With
+R="--threads 1 --size 64 --channels 16 32 64 64 --steps 1200 --batch 8 --lr 2e-3
+--product-weight 60 --silhouette 4 --silhouette-from 0.5 --eval-every 200 --ema 0.999":
 
-    PYTHONPATH=. python scripts/shapes_vae_trial.py --threads 1 --size 64 \
-        --channels 16 32 64 64 --steps 1200 --batch 8 --lr 2e-3 --product-weight 60 \
-        --silhouette 4 --silhouette-from 0.5 --eval-every 200 --ema 0.999
+    PYTHONPATH=. python scripts/shapes_vae_trial.py $R                       # the 64×64 recipe
+    PYTHONPATH=. python scripts/shapes_vae_trial.py $R --colour-weight 2     # + subject colour L1
+    PYTHONPATH=. python scripts/shapes_vae_trial.py $R --train-latent-noise 0.15 \\
+        --train-latent-noise-from 0.5                                      # + late latent noise
 
-plus the options named in ARCHITECTURE.md's table of them.
+`--judge BUILD` judges the VAE of a finished build folder instead (its reconstructions' shape,
+which the build does not record).
 
 Options that win move into `ShapesConfig` and `_train_vae`; this script is not part of a build.
 """
@@ -30,6 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -45,7 +50,10 @@ from models_registry.engine.shapes_data import (  # noqa: E402
     make_shapes_dataset,
     render_shots,
 )
-from models_registry.engine.shapes_report import judge_images  # noqa: E402
+from models_registry.engine.shapes_report import (  # noqa: E402
+    evaluate_shapes_pipeline,
+    judge_images,
+)
 from models_registry.engine.shapes_train import (  # noqa: E402
     VAE_LOGVAR_BIAS,
     VAE_NORM_GROUPS,
@@ -92,7 +100,17 @@ def train(args: argparse.Namespace) -> AutoencoderKL:
         index = torch.randint(0, len(images), (args.batch,), generator=generator)
         batch, weight, mask = images[index], weights[index], subject[index]
         posterior = vae.encode(batch).latent_dist
-        reconstruction = vae.decode(posterior.sample(generator=generator)).sample
+        latents = posterior.sample(generator=generator)
+        noisy = (step / args.steps - args.train_latent_noise_from) / (
+            1 - args.train_latent_noise_from
+        )
+        if args.train_latent_noise and noisy > 0:
+            # Noise of a share of the latents' spread (the encoder cannot outgrow it): a
+            # smoother latent space for the denoiser, ramped in like the silhouette term.
+            noise = torch.randn(latents.shape, generator=generator)
+            share = args.train_latent_noise * min(1.0, noisy)
+            latents = latents + share * latents.detach().std() * noise
+        reconstruction = vae.decode(latents).sample
         error = reconstruction - batch
         loss = (
             (weight * error.square()).mean() / weight.mean()
@@ -153,7 +171,7 @@ def _swapped(params: list[torch.Tensor], other: list[torch.Tensor]) -> Iterator[
 
 
 @torch.no_grad()
-def judge(vae: AutoencoderKL, size: int, *, quiet: bool = False) -> str:
+def judge(vae: AutoencoderKL, size: int, *, quiet: bool = False, latent_noise: float = 0.0) -> str:
     asked = [
         (colour, shape, background, index)
         for colour in COLOUR_NAMES
@@ -164,7 +182,13 @@ def judge(vae: AutoencoderKL, size: int, *, quiet: bool = False) -> str:
     colours, shapes, backgrounds = ([a[i] for a in asked] for i in range(3))
     shots = render_shots(colours, shapes, backgrounds, seed=5, size=size)
     images = torch.from_numpy(shots).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    decoded = vae.decode(vae.encode(images).latent_dist.mean).sample
+    latents = vae.encode(images).latent_dist.mean
+    if latent_noise:
+        # How much a slightly wrong latent (as a denoiser draws) costs: noise of this share of
+        # the latents' spread.
+        noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(11))
+        latents = latents + latent_noise * latents.std() * noise
+    decoded = vae.decode(latents).sample
     pixels = decoded.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
     report = judge_images(pixels, asked)
     boxes = sum(v.shape == v.predicted_shape == "box" for v in report.verdicts)
@@ -200,13 +224,51 @@ def main() -> None:
     parser.add_argument("--silhouette-from", type=float, default=0.5, help="share of the steps")
     parser.add_argument("--norm-groups", type=int, default=VAE_NORM_GROUPS)
     parser.add_argument(
+        "--train-latent-noise", type=float, default=0.0, help="share of the latents' spread"
+    )
+    parser.add_argument(
+        "--train-latent-noise-from", type=float, default=0.0, help="share of the steps"
+    )
+    parser.add_argument(
         "--colour-weight", type=float, default=0.0, help="L1 on the subject's mean colour; 0: off"
     )
     parser.add_argument("--ema", type=float, default=0.0, help="judge a weight average; 0: off")
     parser.add_argument("--eval-every", type=int, default=0, help="judge every N steps; 0: off")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--judge", type=Path, metavar="BUILD", help="only judge the VAE of a finished build folder"
+    )
+    parser.add_argument(
+        "--sample",
+        type=float,
+        nargs=2,
+        action="append",
+        metavar=("GUIDANCE", "STEPS"),
+        help="with --judge, also judge the build's generated captions at these sampling settings",
+    )
+    parser.add_argument(
+        "--latent-noise", type=float, nargs="*", default=[], help="with --judge: shares to try"
+    )
     args = parser.parse_args()
+    if args.judge:
+        with deterministic_cpu(args.threads):
+            vae = AutoencoderKL.from_pretrained(args.judge / "vae").eval()
+            judge(vae, vae.config.sample_size)
+            for share in args.latent_noise:
+                line = judge(vae, vae.config.sample_size, quiet=True, latent_noise=share)
+                print(f"latent noise {share} of the latents' spread: {line}")
+        for guidance, steps in args.sample or []:
+            report = evaluate_shapes_pipeline(
+                args.judge,
+                guidance_scale=guidance,
+                num_inference_steps=int(steps),
+                num_threads=args.threads,
+            )
+            boxes = report.shape_accuracy_by_shape["box"]
+            print(f"generated, guidance {guidance}, {int(steps)} steps:", report.summary())
+            print(f"  in short: boxes {boxes:.2f}")
+        return
     with deterministic_cpu(args.threads):
         started = time.perf_counter()
         vae = train(args)
