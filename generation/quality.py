@@ -29,7 +29,7 @@ from typing import Any
 from django.conf import settings
 
 from .engine.quality.check_judge import DEFAULT_CHECK_QUESTIONS, CheckJudge
-from .engine.quality.gate import Verdict, verdict
+from .engine.quality.gate import JUDGE_OFF, Verdict, verdict
 from .engine.quality.judges import Answer, Judge, JudgedImage, Question, unanswered
 from .engine.quality.safety import SAFETY_QUESTION
 from .models import CategoryRubric, GenerationJob, PromptTemplate, QualitySettings
@@ -251,7 +251,7 @@ def answer(
         judge = _judge_for(name, gate)
         if judge is None:
             per_image = [
-                unanswered(questions, judge=name, error="judge_off", reason=_OFF_REASON[name])
+                unanswered(questions, judge=name, error=JUDGE_OFF, reason=_OFF_REASON[name])
                 for _ in images
             ]
         else:

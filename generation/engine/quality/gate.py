@@ -21,6 +21,8 @@ from typing import Any
 
 from .judges import Answer, Question
 
+JUDGE_OFF = "judge_off"  # the error of a question whose judge is not enabled or configured
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -34,11 +36,13 @@ class Verdict:
 
     @property
     def reasons(self) -> list[str]:
-        """What a reviewer reads: each failed question's reason, then what could not be judged."""
+        """What a reviewer reads: each failed question's reason, then what a judge failed to
+        judge (a judge the organization has not turned on is in the answers, not here: it is a
+        setting, not something wrong with the image)."""
         return [a.reason for _, a in self.failed] + [
             f"Not judged ({a.error or 'no answer'}): {q.text}"
             for q, a in self.unjudged
-            if not q.required
+            if not q.required and a.error != JUDGE_OFF
         ]
 
     def as_scores(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ class Command(BaseCommand):
 
         from generation.demo import DEMO_TEMPLATES
         from generation.engine.quality.check_judge import DEFAULT_CHECK_QUESTIONS, CheckJudge
-        from generation.engine.quality.gate import verdict
+        from generation.engine.quality.gate import JUDGE_OFF, verdict
         from generation.engine.quality.judges import JudgedImage, unanswered
         from generation.engine.quality.refine import refine_by_rules
         from generation.engine.quality.safety import SAFETY_QUESTION, SafetyJudge
@@ -121,7 +121,7 @@ class Command(BaseCommand):
                 for q in case["questions"]:
                     if q.key not in answers:
                         (answers[q.key],) = unanswered(
-                            [q], judge=q.judge, error="judge_off", reason="off"
+                            [q], judge=q.judge, error=JUDGE_OFF, reason="off"
                         )
                 results.append(
                     verdict(

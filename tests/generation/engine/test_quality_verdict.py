@@ -113,3 +113,9 @@ def test_a_backdrop_colour_is_not_stressed_as_the_products():
         max_cfg_scale=20,
     )
     assert r.prompt == "a red box"
+
+
+def test_a_judge_that_is_off_is_in_the_answers_not_in_the_reasons():
+    v = verdict([RED, BOX], [said(RED, True), said(BOX, None, "judge_off")], threshold=1.0)
+    assert v.passed and v.reasons == []
+    assert v.as_scores()["answers"][1]["error"] == "judge_off"
