@@ -28,7 +28,10 @@ seed: migrate
 ## Install, migrate, seed the demo and start web + workers + beat (Ctrl-C stops everything).
 run: seed
 	@echo "Starting web, workers and beat on http://127.0.0.1:$(PORT)/ (Ctrl-C stops all)"
-	PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	# honcho gives each process its own PORT (web's + 100 × its place), so the banner is told
+	# the web's address outright.
+	PORT=$(PORT) EASEL_DEMO_URL=http://127.0.0.1:$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" \
+		$(BIN)/honcho start -f Procfile
 
 ## Lint and run every test against real PostgreSQL, Redis, S3 (SeaweedFS) and Chromium.
 test: $(VENV)/.installed-dev
