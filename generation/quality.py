@@ -103,32 +103,47 @@ def job_template(job: GenerationJob) -> PromptTemplate | None:
     )
 
 
-def job_gate(job: GenerationJob) -> JobGate:
-    variables = {str(k): str(v) for k, v in (job.params.get("variables") or {}).items()}
+def gate_for(
+    *,
+    template: Any = None,
+    category_id: int | None = None,
+    variables: dict[str, str] | None = None,
+    org_settings: QualitySettings | None = None,
+) -> JobGate:
+    """The questions asked of an image: the required defaults (checks, safety), then the
+    template's rubric (``template`` has ``rubric`` and ``pass_threshold``), then the category's,
+    with ``variables`` filled in. Both rubrics apply, so the stricter threshold holds. Without
+    ``org_settings`` the optional judges are off."""
+    variables = variables or {}
     questions: list[Question] = list(DEFAULT_CHECK_QUESTIONS)
     if settings.EASEL_SAFETY_ENABLED:
         questions.append(SAFETY_QUESTION)
     thresholds = []
-    template = job_template(job)
     if template is not None and template.rubric:
         questions += rubric_questions(template.rubric, prefix="t", variables=variables)
         thresholds.append(template.pass_threshold)
     category_rubric = (
-        CategoryRubric.objects.filter(category_id=job.category_id).first()
-        if job.category_id
-        else None
+        CategoryRubric.objects.filter(category_id=category_id).first() if category_id else None
     )
     if category_rubric is not None and category_rubric.questions:
         questions += rubric_questions(category_rubric.questions, prefix="c", variables=variables)
         thresholds.append(category_rubric.pass_threshold)
-    org_settings = quality_settings_for(job.organization)
+    on = org_settings or QualitySettings()
     return JobGate(
         questions=questions,
-        # Both rubrics apply: the stricter threshold holds.
         threshold=max(thresholds, default=NO_RUBRIC_THRESHOLD),
-        clip=org_settings.clip_enabled and bool(settings.EASEL_CLIP_MODEL_PATH),
-        vlm=org_settings.vlm_enabled and bool(settings.EASEL_VLM_URL),
-        llm_refine=org_settings.llm_refine_enabled and bool(settings.EASEL_LLM_URL),
+        clip=on.clip_enabled and bool(settings.EASEL_CLIP_MODEL_PATH),
+        vlm=on.vlm_enabled and bool(settings.EASEL_VLM_URL),
+        llm_refine=on.llm_refine_enabled and bool(settings.EASEL_LLM_URL),
+    )
+
+
+def job_gate(job: GenerationJob) -> JobGate:
+    return gate_for(
+        template=job_template(job),
+        category_id=job.category_id,
+        variables={str(k): str(v) for k, v in (job.params.get("variables") or {}).items()},
+        org_settings=quality_settings_for(job.organization),
     )
 
 

@@ -347,7 +347,7 @@ def main() -> None:
     from diffusers import StableDiffusionPipeline
 
     from generation.engine.adapters import use_adapter
-    from training.engine import DreamBoothConfig, train_dreambooth
+    from training.engine.dreambooth import DreamBoothConfig, train_dreambooth
 
     product = PRODUCTS[args.product]
     defaults = json.loads((args.model / "easel.json").read_text(encoding="utf-8"))

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from .engine.images import fit_square, to_rgb
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 MIN_IMAGES = 3
@@ -41,15 +43,9 @@ class InstanceImage:
 
 
 def _normalized(image: Image.Image, resolution: int) -> bytes:
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        image = flat
-    image = ImageOps.fit(image.convert("RGB"), (resolution, resolution), Image.Resampling.LANCZOS)
+    """As the trainer will see it (upright, RGB over white, centre square), encoded as PNG."""
     out = io.BytesIO()
-    image.save(out, format="PNG")
+    fit_square(to_rgb(image), resolution).save(out, format="PNG")
     return out.getvalue()
 
 

@@ -5,13 +5,10 @@ quality gate (default checks, safety and the category's rubric), as a generated 
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from django.conf import settings
 
 from generation import storage
 
@@ -32,7 +29,9 @@ def _render(job: TrainingJob, *, version: Any | None, into: Path) -> list[Path]:
     from generation.engine.adapters import use_adapter
     from models_registry.artifacts import materialize_base, materialize_version
 
-    from .worker import VALIDATION_SEEDS
+    from .worker import VALIDATION_SEEDS, trainer_config
+
+    config = trainer_config(job)  # sample as the trainer's own validation images were
 
     if version is not None and version.kind == "full":
         pipe = StableDiffusionPipeline.from_pretrained(materialize_version(version))
@@ -49,8 +48,8 @@ def _render(job: TrainingJob, *, version: Any | None, into: Path) -> list[Path]:
             out = pipe(
                 prompt=[prompt] * len(VALIDATION_SEEDS),
                 generator=[torch.Generator("cpu").manual_seed(s) for s in VALIDATION_SEEDS],
-                num_inference_steps=25,
-                guidance_scale=5.0,
+                num_inference_steps=config.sample_steps,
+                guidance_scale=config.guidance_scale,
                 height=resolution,
                 width=resolution,
             )
@@ -61,7 +60,7 @@ def _render(job: TrainingJob, *, version: Any | None, into: Path) -> list[Path]:
     return paths
 
 
-def render_comparison(job: TrainingJob, result: Any) -> list[Path]:
+def render_comparison(job: TrainingJob) -> list[Path]:
     """The base model's images for the same prompts and seeds (beside the candidate's)."""
     from .worker import work_dir
 
@@ -71,60 +70,45 @@ def render_comparison(job: TrainingJob, result: Any) -> list[Path]:
 def judge_validation(
     job: TrainingJob, made: Sequence[tuple[Path, Any]], *, step: int
 ) -> list[ValidationImage]:
-    """Store each (image path, version or None) and its gate verdict as a `ValidationImage`."""
-    from PIL import Image
-
+    """Store each (image path, version or None) and its gate verdict as a `ValidationImage`:
+    the defaults and the category's rubric, judged as a generated image of the category is."""
     from generation import quality
-    from generation.engine.quality.gate import verdict
-    from generation.models import CategoryRubric
 
-    rubric = CategoryRubric.objects.filter(category=job.category).first()
-    questions = [*quality.DEFAULT_CHECK_QUESTIONS]
-    if settings.EASEL_SAFETY_ENABLED:
-        questions.append(quality.SAFETY_QUESTION)
-    threshold = quality.NO_RUBRIC_THRESHOLD
-    if rubric is not None and rubric.questions:
-        questions += quality.rubric_questions(rubric.questions, prefix="c", variables={})
-        threshold = rubric.pass_threshold
+    gate = quality.gate_for(category_id=job.category_id)
     prompts = _prompts(job)
     resolution = int(job.params["resolution"])
+    pngs = [path.read_bytes() for path, _ in made]
+    images = [
+        quality.judged_image(None, png=png, prompt=prompts[0], size=(resolution, resolution))
+        for png in pngs
+    ]
+    # Judged per version: the near-duplicate check compares the images of one "job", and the
+    # base model's class-prompt images are meant to look like the candidate's.
+    answers: list[Any] = [None] * len(made)
+    for version in {v for _, v in made}:
+        mine = [n for n, (_, v) in enumerate(made) if v == version]
+        found = quality.answer(gate, [images[n] for n in mine], judges=gate.inline_judges)
+        for n, one in zip(mine, found, strict=True):
+            answers[n] = one
     rows = []
-    by_version: dict[Any, list[tuple[Path, Any]]] = {}
-    for path, version in made:
-        by_version.setdefault(version, []).append((path, version))
-    for version, group in by_version.items():
-        images = []
-        for path, _ in group:
-            png = path.read_bytes()
-            image = Image.open(io.BytesIO(png))
-            images.append(
-                quality.judged_image(
-                    image, png=png, prompt=prompts[0], size=(resolution, resolution)
-                )
+    for (path, version), png, found in zip(made, pngs, answers, strict=True):
+        match = _NAME.match(path.name)
+        prompt_index, seed = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+        who = f"v{version.pk}" if version is not None else "base"
+        key = f"orgs/{job.organization_id}/trainings/{job.id}/validation/{who}/{path.name}"
+        storage.write_object(key, png)
+        rows.append(
+            ValidationImage.objects.create(
+                organization_id=job.organization_id,
+                job=job,
+                model_version=version,
+                step=step,
+                prompt=prompts[prompt_index] if prompt_index < len(prompts) else "",
+                seed=seed,
+                storage_key=key,
+                scores=quality.verdict_of(gate, found).as_scores(),
             )
-        gate = quality.JobGate(
-            questions=questions, threshold=threshold, clip=False, vlm=False, llm_refine=False
         )
-        answers = quality.answer(gate, images, judges=quality.INLINE_JUDGES)
-        for (path, _), found in zip(group, answers, strict=True):
-            match = _NAME.match(path.name)
-            prompt_index, seed = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-            who = f"v{version.pk}" if version is not None else "base"
-            key = f"orgs/{job.organization_id}/trainings/{job.id}/validation/{who}/{path.name}"
-            storage.write_object(key, path.read_bytes())
-            v = verdict(questions, [found[q.key] for q in questions], threshold=threshold)
-            rows.append(
-                ValidationImage.objects.create(
-                    organization_id=job.organization_id,
-                    job=job,
-                    model_version=version,
-                    step=step,
-                    prompt=prompts[prompt_index] if prompt_index < len(prompts) else "",
-                    seed=seed,
-                    storage_key=key,
-                    scores=v.as_scores(),
-                )
-            )
     return rows
 
 

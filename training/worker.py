@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from generation import storage
 
-from .models import TrainingImage, TrainingJob, TrainingStatus, ValidationImage
+from .models import TrainingImage, TrainingJob, TrainingStatus
 from .services import training_lease_until, training_log_append
 from .transitions import training_transition
 
@@ -84,7 +84,7 @@ class _Watch:
         return self.canceled
 
 
-def _config(job: TrainingJob) -> Any:
+def trainer_config(job: TrainingJob) -> Any:
     from .engine.dreambooth import DreamBoothConfig
 
     p = dict(job.params)
@@ -112,7 +112,7 @@ def training_run(*, job_id: Any) -> TrainingJob | None:
     started = time.monotonic()
     watch = _Watch(job)
     try:
-        config = _config(job)
+        config = trainer_config(job)
         base_dir = materialize_base(job.base_model)
         images = []
         for row in TrainingImage.objects.filter(job=job).order_by("index"):
@@ -190,7 +190,7 @@ def _register(job: TrainingJob, result: Any, *, watch: _Watch, gpu_seconds: floa
     )
     final = max(result.validation_images) if result.validation_images else None
     made = [(path, version) for path in result.validation_images.get(final, [])]
-    made += [(path, None) for path in render_comparison(job, result)]
+    made += [(path, None) for path in render_comparison(job)]
     rows = judge_validation(job, made, step=final or result.steps)
     candidate = [r for r in rows if r.model_version_id == version.pk]
     passed = sum(bool(r.scores.get("passed")) for r in candidate)
@@ -239,10 +239,3 @@ def _maybe_promote(job: TrainingJob, version: Any) -> str | None:
     system = Principal(org=job.organization, role=Role.ADMIN)
     alias_promote(actor=system, category=job.category, alias="production", version=version)
     return f"validation pass rate {rate:.2f}"
-
-
-def validation_image_key(job: TrainingJob, *, step: int, name: str) -> str:
-    return f"orgs/{job.organization_id}/trainings/{job.id}/validation/{step}/{name}"
-
-
-__all__ = ["ValidationImage", "training_run", "work_dir"]

@@ -1,22 +1,7 @@
 """Django-free fine-tuning engines (torch, diffusers, peft): DreamBooth and DreamBooth-LoRA.
 
-    from training.engine import DreamBoothConfig, train_dreambooth
+    from training.engine.dreambooth import DreamBoothConfig, train_dreambooth
 
-Importing this package loads torch; the web process never imports it.
+The package itself imports nothing: `images` (PIL photo normalization) is shared with the web
+process's upload checks, which must never load torch; `dreambooth` loads it.
 """
-
-from .dreambooth import (
-    DreamBoothConfig,
-    Progress,
-    TrainingCanceled,
-    TrainingResult,
-    train_dreambooth,
-)
-
-__all__ = [
-    "DreamBoothConfig",
-    "Progress",
-    "TrainingCanceled",
-    "TrainingResult",
-    "train_dreambooth",
-]

@@ -1,15 +1,20 @@
 """Training images as the UNet sees them: upright, RGB, square at the training resolution, and in
-[-1, 1] — what diffusers' DreamBooth examples get from torchvision's Resize, CenterCrop,
-ToTensor and Normalize, done here with PIL and numpy (torchvision is not installed).
+[-1, 1] — what diffusers' DreamBooth examples get from torchvision's Resize, CenterCrop, ToTensor
+and Normalize, done here with PIL and numpy (torchvision is not installed). `to_rgb` and
+`fit_square` also normalize uploads in `training.uploads`, so torch is imported only by the
+tensor steps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    import torch
 
 # A product photo with a transparent background is a product on white, not on black (what
 # dropping the alpha channel would give).
@@ -40,12 +45,16 @@ def fit_square(image: Image.Image, resolution: int) -> Image.Image:
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """An RGB image as a (3, H, W) float tensor in [-1, 1]."""
+    import torch  # here: the web process uses `to_rgb` and `fit_square` without torch
+
     pixels = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
 
 
 def training_pixels(images: Sequence[Image.Image], resolution: int) -> torch.Tensor:
     """A (N, 3, resolution, resolution) batch in [-1, 1] from photos of any size and mode."""
+    import torch
+
     if not images:
         raise ValueError("At least one image is needed.")
     for index, image in enumerate(images):

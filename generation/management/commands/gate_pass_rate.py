@@ -6,11 +6,11 @@ and after the refine-and-retry loop, with the gate's defaults and the demo templ
 Every colour × product × background of the model, each with ``--seeds`` fixed seeds, is rendered
 through the demo template (``generation.demo``) and judged as the worker judges a job: the
 default defect checks, the safety detector and the template's rubric, through the same
-``quality.rubric_questions``, ``verdict`` and ``refine_by_rules`` (the VLM question is not judged,
-as in an organization that has not turned the VLM on). A failing image is refined and made
-again, up to ``--attempts``. As controls, a noise image, a blank backdrop and the render with its
-colours rotated are judged for every prompt: the gate must fail them. ``--readme`` writes the
-figures into the README between ``<!-- gate-pass-rate:begin/end -->``.
+``quality.gate_for``, ``quality.answer``, ``verdict_of`` and ``refine_by_rules`` (the VLM question
+is not judged, as in an organization that has not turned the VLM on). A failing image is refined
+and made again, up to ``--attempts``. As controls, a noise image, a blank backdrop and the render
+with its colours rotated are judged for every prompt: the gate must fail them. ``--readme``
+writes the figures into the README between ``<!-- gate-pass-rate:begin/end -->``.
 """
 
 from __future__ import annotations
@@ -44,15 +44,12 @@ class Command(BaseCommand):
         from diffusers import StableDiffusionPipeline
 
         from generation.demo import DEMO_TEMPLATES
-        from generation.engine.quality.check_judge import DEFAULT_CHECK_QUESTIONS, CheckJudge
-        from generation.engine.quality.gate import JUDGE_OFF, verdict
-        from generation.engine.quality.judges import JudgedImage, unanswered
+        from generation.engine.quality.judges import JudgedImage
         from generation.engine.quality.refine import refine_by_rules
-        from generation.engine.quality.safety import SAFETY_QUESTION, SafetyJudge
         from generation.models import PromptTemplate
         from generation.protocol import MAX_CFG_SCALE
-        from generation.quality import rubric_questions
-        from generation.rubrics import rubric_clean
+        from generation.quality import answer, gate_for, verdict_of
+        from generation.rubrics import DEFAULT_PASS_THRESHOLD, rubric_clean
         from generation.templates import render_template, template_variables
         from models_registry.builtin import shapes_pipeline_dir
         from models_registry.engine.shapes_data import BACKGROUND_NAMES, COLOUR_NAMES, SHAPES
@@ -68,6 +65,7 @@ class Command(BaseCommand):
             text=spec["text"],
             few_shot_examples=spec.get("few_shot_examples", []),
             rubric=rubric_clean(spec["rubric"], variables=frozenset(variables_of)),
+            pass_threshold=spec.get("pass_threshold", DEFAULT_PASS_THRESHOLD),
         )
         torch.set_num_threads(options["threads"])
         folder = shapes_pipeline_dir(echo=self.stdout.write)
@@ -76,10 +74,6 @@ class Command(BaseCommand):
         defaults = json.loads((Path(folder) / "easel.json").read_text())
         size, steps = int(defaults["native_size"]), int(defaults["steps"])
         cfg0 = float(defaults["cfg"])
-        judges = {
-            "check": CheckJudge(),
-            "safety": SafetyJudge(float(settings.EASEL_SAFETY_THRESHOLD)),
-        }
 
         cases = []
         for colour in COLOUR_NAMES:
@@ -88,11 +82,8 @@ class Command(BaseCommand):
                     values = {"color": colour, "product": product, "background": background}
                     values = {k: v for k, v in values.items() if k in variables_of}
                     rendered = render_template(template, values)
-                    questions = [
-                        *DEFAULT_CHECK_QUESTIONS,
-                        SAFETY_QUESTION,
-                        *rubric_questions(template.rubric, prefix="t", variables=values),
-                    ]
+                    # As the worker asks a job of the template (no category, optional judges off).
+                    gate = gate_for(template=template, variables=values)
                     for seed in range(options["seeds"]):
                         cases.append(
                             {
@@ -102,34 +93,21 @@ class Command(BaseCommand):
                                 "negative": rendered.negative_prompt,
                                 "cfg": cfg0,
                                 "seed": seed,
-                                "questions": questions,
+                                "gate": gate,
                                 "passed_at": None,
                             }
                         )
 
         def judge(images: list[np.ndarray], group: list[dict]) -> list[Any]:
+            """Each image on its own (the images of different prompts are not one job)."""
             results = []
             for image, case in zip(images, group, strict=True):
+                gate = case["gate"]
                 judged = JudgedImage(
                     pixels=image, png=b"", prompt=case["prompt"], expected_size=(size, size)
                 )
-                answers: dict[str, Any] = {}
-                for name, judge_ in judges.items():
-                    asked = [q for q in case["questions"] if q.judge == name]
-                    if asked:
-                        answers.update({a.key: a for a in judge_.answer([judged], asked)[0]})
-                for q in case["questions"]:
-                    if q.key not in answers:
-                        (answers[q.key],) = unanswered(
-                            [q], judge=q.judge, error=JUDGE_OFF, reason="off"
-                        )
-                results.append(
-                    verdict(
-                        case["questions"],
-                        [answers[q.key] for q in case["questions"]],
-                        threshold=template.pass_threshold,
-                    )
-                )
+                (found,) = answer(gate, [judged], judges=gate.inline_judges)
+                results.append(verdict_of(gate, found))
             return results
 
         def render(group: list[dict]) -> list[np.ndarray]:

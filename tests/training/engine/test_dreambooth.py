@@ -16,8 +16,13 @@ import torch
 from PIL import Image, ImageDraw
 
 from generation.engine.adapters import use_adapter
-from training.engine import DreamBoothConfig, Progress, TrainingCanceled, train_dreambooth
 from training.engine.class_images import ensure_class_images
+from training.engine.dreambooth import (
+    DreamBoothConfig,
+    Progress,
+    TrainingCanceled,
+    train_dreambooth,
+)
 from training.engine.images import training_pixels
 
 RESOLUTION = 32
