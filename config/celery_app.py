@@ -2,7 +2,7 @@
 settings under the ``CELERY_`` namespace).
 
 Queues: ``interactive`` and ``bulk`` (gpu workers, interactive first), ``train`` (one per GPU),
-``default`` (cpu worker: webhooks, exports, reaper, quality-judge calls).
+``default`` (cpu worker: webhooks, catalog runs and exports, reapers, quality-judge calls).
 """
 
 import os
@@ -27,6 +27,7 @@ app.conf.task_routes = {
     "training.tasks.reap_training_jobs_task": {"queue": "default"},
     "training.tasks.*": {"queue": "train"},
     "models_registry.tasks.*": {"queue": "train"},
+    "catalog.tasks.*": {"queue": "default"},
 }
 app.autodiscover_tasks()
 
@@ -58,5 +59,16 @@ app.conf.beat_schedule = {
         "task": "training.tasks.reap_training_jobs_task",
         "schedule": 60.0,
         "options": {"queue": "default", "expires": 55},
+    },
+}
+
+# Catalog runs: start runs whose start was lost, settle items whose signal was lost, and advance
+# running runs (a run also advances whenever one of its jobs finishes).
+app.conf.beat_schedule = {
+    **(app.conf.beat_schedule or {}),
+    "catalog-runs-sweep": {
+        "task": "catalog.tasks.catalog_runs_sweep_task",
+        "schedule": 30.0,
+        "options": {"queue": "default", "expires": 25},
     },
 }

@@ -20,6 +20,7 @@ api_v1 = [
     path("", include("generation.api.urls")),
     path("", include("models_registry.api.urls")),
     path("", include("training.api")),
+    path("", include("catalog.api")),
 ]
 
 urlpatterns = [

@@ -34,9 +34,12 @@ def review_queue_for_org(
     template: str = "",
     min_score: float | None = None,
     max_score: float | None = None,
+    product_ref: int | None = None,
+    jobs: QuerySet | None = None,
 ) -> QuerySet[GeneratedImage]:
     """Images awaiting review: delivered, not failed by the gate, not yet decided. Oldest first,
-    so the queue drains in the order images arrived."""
+    so the queue drains in the order images arrived. ``product_ref`` keeps a catalog product's
+    images, ``jobs`` (ids, e.g. a catalog run's as a subquery) those of these jobs."""
     queue = deliverable_image_list_for_org(org=org).filter(review__isnull=True)
     # has_key first: a row without a verdict must not vanish in SQL's NULL logic.
     queue = queue.exclude(Q(scores__has_key="passed") & Q(scores__passed=False))
@@ -48,6 +51,10 @@ def review_queue_for_org(
         queue = queue.filter(scores__score__gte=min_score)
     if max_score is not None:
         queue = queue.filter(scores__score__lte=max_score)
+    if product_ref is not None:
+        queue = queue.filter(job__product_ref=product_ref)
+    if jobs is not None:
+        queue = queue.filter(job_id__in=jobs)
     return queue.order_by("created_at", "index")
 
 

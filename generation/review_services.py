@@ -1,5 +1,7 @@
 """Writes for human review: approve or reject images (singly or in bulk) and publish approved
-ones as their category's image. Each decision is one transaction with an audit event."""
+ones as their category's image (an image made for a catalog product is published for the product
+by the catalog app, told through ``signals.image_reviewed``). Each decision is one transaction
+with an audit event."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tenants.principal import Principal
 from tenants.roles import Action
 from tenants.services import audit_event_record, require
 
+from . import signals
 from .models import GeneratedImage, ImageReview, JobStatus, PublishedImage, ReviewStatus
 
 # Offered as one-click reasons in the studio; any other text is accepted too.
@@ -60,8 +63,8 @@ def _check_decision(*, actor: Principal, image: GeneratedImage, status: str, rea
 
 def _publish(*, actor: Principal, image: GeneratedImage) -> PublishedImage | None:
     category = image.job.category
-    if category is None:
-        return None
+    if category is None or image.job.product_ref is not None:
+        return None  # a product's image is published for the product (signals.image_reviewed)
     current = (
         PublishedImage.objects.select_for_update()
         .filter(organization=actor.org, category=category)
@@ -126,6 +129,7 @@ def _decide(*, actor: Principal, image: GeneratedImage, status: str, reason: str
         _publish(actor=actor, image=image)
     else:
         _unpublish(actor=actor, image=image)
+    signals.image_reviewed.send(sender=GeneratedImage, image=image, status=status, actor=actor)
     return review
 
 

@@ -92,8 +92,11 @@ def generation_job_create(
     data: Mapping[str, Any],
     priority: str = JobPriority.INTERACTIVE,
     idempotency_key: str = "",
+    product_ref: int | None = None,
 ) -> GenerationJob:
     """Create a pending job from a validated request body; enqueue it on commit.
+
+    ``product_ref`` is the catalog product the job makes an image for (set by catalog runs).
 
     Raises ``ValidationError`` (400) for a request the protocol or registry refuses and
     ``quotas.QuotaExceeded`` (429) when the organization's or team's quota would be exceeded.
@@ -135,6 +138,7 @@ def generation_job_create(
         max_attempts=_max_attempts(template_id),
         lease_expires_at=timezone.now() + timedelta(seconds=settings.EASEL_PENDING_RESEND_SECONDS),
         idempotency_key=idempotency_key,
+        product_ref=product_ref,
     )
     job.batch_key = job_batch_key(job, values)
     job.full_clean(exclude=["params", "template", "category", "base_model", "model_version"])

@@ -17,11 +17,11 @@ import io
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.core import signing
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
@@ -73,12 +73,14 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_object(key: str, data: bytes) -> None:
-    """Write ``data`` under exactly ``key``, replacing what is there (never a renamed copy)."""
+def write_object(key: str, data: bytes | IO[bytes]) -> None:
+    """Write ``data`` (bytes, or a binary file read in chunks) under exactly ``key``, replacing
+    what is there (never a renamed copy)."""
     if default_storage.exists(key):
         # FileSystemStorage would save under a new name; S3 overwrites anyway (one extra HEAD).
         default_storage.delete(key)
-    saved = default_storage.save(key, ContentFile(data))
+    content = ContentFile(data) if isinstance(data, bytes) else File(data)
+    saved = default_storage.save(key, content)
     if saved != key:
         raise RuntimeError(
             f"Storage wrote {saved!r} instead of {key!r}; check AWS_S3_FILE_OVERWRITE."

@@ -8,7 +8,8 @@ for one job can never both win. In the same transaction it does what every statu
 - a job that finishes settles its quota reservation on the images of every attempt it kept
   (the GPU ran for them, however it ended), or releases it when it made none;
 - a job that finishes is announced by webhook (``job.<status>``, delivered after commit), listing
-  only result images that passed the gate.
+  only result images that passed the gate, and by ``signals.job_finished`` (in the transaction:
+  the catalog app settles its run item with it).
 
 A job moves ``pending → running → succeeded | failed | failed_quality | canceled``; ``running →
 pending`` is a retry (the attempt failed and may succeed again, the worker's lease ran out, or the
@@ -30,6 +31,7 @@ from tenants.audit import AuditVerb
 from tenants.principal import Principal
 from tenants.services import audit_event_record
 
+from . import signals
 from .models import GenerationJob, JobStatus
 from .models.jobs import FINISHED_STATUSES
 
@@ -131,6 +133,7 @@ def job_transition(
     )
     if to_status in FINISHED_STATUSES:
         job_finished_emit(job=job)
+        signals.job_finished.send(sender=GenerationJob, job=job)
     return job
 
 

@@ -44,6 +44,12 @@ class LimitExceeded(ApplicationError):
         self.retry_after = max(1, int(retry_after))
 
 
+class TooLarge(ApplicationError):
+    """An upload is larger than the platform accepts (API: 413)."""
+
+    code = "payload_too_large"
+
+
 class PeerUnavailable(ApplicationError):
     """A service the request depends on (an LLM endpoint, a hosted model) failed (API: 502)."""
 

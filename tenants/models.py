@@ -16,6 +16,20 @@ from .roles import Role
 MAX_API_KEY_LIFETIME_DAYS = 3650  # the longest cap an owner may set: ten years
 
 
+def validate_time_zone(value: str) -> None:
+    """An IANA time-zone name zoneinfo knows ('Europe/Berlin', 'UTC')."""
+    import zoneinfo
+
+    from django.core.exceptions import ValidationError
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"Unknown time zone '{value}'; use an IANA name such as 'Europe/Berlin' or 'UTC'."
+        ) from None
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
@@ -30,6 +44,10 @@ class Organization(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(MAX_API_KEY_LIFETIME_DAYS)],
         help_text="Longest an API key may live, in days; empty for no limit. "
         "When set, every new key must have an expiry within it.",
+    )
+    # Catalog schedules run in this zone unless a schedule names its own (an IANA name).
+    time_zone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_time_zone], help_text="IANA time zone."
     )
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -11,6 +11,7 @@ succeed, so the detail, edit, action and create operations get past their 404s a
 
 from __future__ import annotations
 
+import io
 import ipaddress
 from collections.abc import Iterator
 from datetime import timedelta
@@ -35,6 +36,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from catalog.imports import catalog_import
+from catalog.runs import catalog_run_create
+from catalog.schedules import catalog_schedule_create
+from catalog.services import catalog_create
 from generation.models import GenerationJob, JobStatus
 from generation.services import generation_job_create
 from generation.template_services import prompt_template_create
@@ -82,6 +87,11 @@ def api_data(db, tiny_base_model, tmp_path) -> Iterator[dict[str, Any]]:  # type
         )
         registry_services.alias_promote(actor=owner, category=category, version=version)
     template = prompt_template_create(actor=owner, application="hero", text="a photo of {item}")
+    catalog = catalog_create(actor=owner, slug="spring")
+    catalog_file = io.BytesIO(b"sku,name,category\nA-1,Apple,produce\n")
+    imported = catalog_import(actor=owner, catalog=catalog, stream=catalog_file, file_name="a.csv")
+    run = catalog_run_create(actor=owner, catalog=catalog, mode="all")
+    schedule = catalog_schedule_create(actor=owner, catalog=catalog, interval_minutes=60)
     with mock.patch("generation.tasks.enqueue_generation"):
         pending, finished = (
             generation_job_create(actor=owner, data={"prompt": p, "model": "tiny"})
@@ -105,10 +115,14 @@ def api_data(db, tiny_base_model, tmp_path) -> Iterator[dict[str, Any]]:  # type
             "/api/v1/api-keys/{id}": [{"id": spare_key.pk}],
             "/api/v1/audit-events/{id}": [{"id": audit_event.pk}],
             "/api/v1/base-models/{name}": [{"name": tiny_base_model.name}],
+            "/api/v1/catalog-imports/{id}": [{"id": imported.pk}],
+            "/api/v1/catalog-runs/{id}": [{"id": str(run.pk)}],
+            "/api/v1/catalogs/{slug}": [{"slug": catalog.slug}],
             "/api/v1/categories/{slug}": [{"slug": category.slug}, {"slug": empty_category.slug}],
             "/api/v1/generations/{id}": [{"id": str(pending.id)}, {"id": str(finished.id)}],
             "/api/v1/images/{id}": [{"id": str(image.id)}],
             "/api/v1/model-versions/{id}": [{"id": version.pk}],
+            "/api/v1/schedules/{id}": [{"id": schedule.pk}],
             "/api/v1/teams/{id}": [{"id": team.pk}],
             "/api/v1/templates/{application}": [{"application": template.application}],
             "/api/v1/webhook-deliveries/{id}": [{"id": delivery.pk}],
@@ -128,6 +142,9 @@ def api_data(db, tiny_base_model, tmp_path) -> Iterator[dict[str, Any]]:  # type
                 "events": ["job.failed"],
             },
             "POST /api/v1/categories/{slug}/promote": {"version": version.pk},
+            "POST /api/v1/catalogs": {"slug": "autumn"},
+            "POST /api/v1/catalog-runs": {"catalog": catalog.slug, "mode": "missing"},
+            "POST /api/v1/schedules": {"catalog": catalog.slug, "cron": "0 6 * * 1"},
             "POST /api/v1/templates/{application}/render": {"variables": {"item": "a pear"}},
         }
         yield {

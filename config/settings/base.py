@@ -225,6 +225,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "BuildStatusEnum": "models_registry.models.BuildStatus",
         "VersionStatusEnum": "models_registry.models.VersionStatus",
+        "TrainingModeEnum": "training.models.TrainingMode",
+        "RunModeEnum": "catalog.models.RunMode",
     },
 }
 
@@ -293,6 +295,17 @@ EASEL_TRAINING_WORK_DIR = Path(
     env.str("EASEL_TRAINING_WORK_DIR", default=str(VAR_DIR / "training"))
 )
 EASEL_TRAINING_GPU_SECONDS_PER_STEP = env.float("EASEL_TRAINING_GPU_SECONDS_PER_STEP", default=0.5)
+
+# Catalogs (catalog/): the largest import file, rows per import, characters per cell; how many
+# of an organization's catalog jobs may be queued or running at once (across its runs, so one run
+# cannot flood the bulk workers), and how many a run submits per step.
+EASEL_CATALOG_MAX_FILE_BYTES = env.int("EASEL_CATALOG_MAX_FILE_BYTES", default=200 * 1024 * 1024)
+EASEL_CATALOG_MAX_ROWS = env.int("EASEL_CATALOG_MAX_ROWS", default=200_000)
+EASEL_CATALOG_MAX_CELL_CHARS = env.int("EASEL_CATALOG_MAX_CELL_CHARS", default=2000)
+EASEL_CATALOG_MAX_IN_FLIGHT = env.int("EASEL_CATALOG_MAX_IN_FLIGHT", default=16)
+EASEL_CATALOG_CHUNK = env.int("EASEL_CATALOG_CHUNK", default=50)
+# The platform's public address: catalog export manifests link each image through it.
+EASEL_PUBLIC_URL = env.str("EASEL_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # The quality gate (generation/quality.py). Built-in checks always run; the safety detector
 # (NudeNet, offline ONNX) runs unless turned off and fails closed. CLIP and the VLM run for the

@@ -113,6 +113,11 @@ class GenerationJob(models.Model):
     # again (all when empty) and how the prompt was refined (see generation.quality).
     regenerate = models.JSONField(default=list, blank=True)
     refinement = models.JSONField(default=dict, blank=True)
+    # The catalog product (``catalog.Product`` id) this job makes an image for, if any: a plain
+    # id, not a foreign key, because generation sits below the catalog app. Approving such an
+    # image publishes it for that product (``generation.signals.image_reviewed``), not for the
+    # category.
+    product_ref = models.BigIntegerField(null=True, blank=True, db_index=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

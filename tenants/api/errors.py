@@ -18,13 +18,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..errors import ApplicationError, Conflict, LimitExceeded, PeerUnavailable
+from ..errors import ApplicationError, Conflict, LimitExceeded, PeerUnavailable, TooLarge
 
 # Most specific first: the first class an error is an instance of gives its status.
 STATUS_FOR_ERROR: tuple[tuple[type[ApplicationError], int], ...] = (
     (LimitExceeded, status.HTTP_429_TOO_MANY_REQUESTS),
     (Conflict, status.HTTP_409_CONFLICT),
     (PeerUnavailable, status.HTTP_502_BAD_GATEWAY),
+    (TooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
     (ApplicationError, status.HTTP_400_BAD_REQUEST),
 )
 

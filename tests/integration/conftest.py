@@ -1,3 +1,4 @@
-"""The integration tests share the isolated broker of the generation end-to-end test."""
+"""The integration tests share the isolated broker and the webhook receiver of the generation
+end-to-end test."""
 
-from tests.integration.test_generation_e2e import isolated_broker  # noqa: F401 (a fixture)
+from tests.integration.test_generation_e2e import isolated_broker, receiver  # noqa: F401 (fixtures)
