@@ -125,6 +125,13 @@ def test_seed_demo_is_idempotent_and_its_key_works(client, settings, tmp_path):
     assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").json()["team"]["slug"] == (
         "marketing"
     )
+    # The demo catalog: every row of its file imported, unchanged the second time.
+    from catalog.models import Catalog
+
+    catalog = Catalog.objects.get(organization=org, slug="demo")
+    assert catalog.products.count() == 12
+    latest = catalog.imports.order_by("-created_at").first()
+    assert (latest.rows_unchanged, latest.rows_rejected) == (12, 0)
 
 
 def test_seed_demo_refuses_to_run_under_production_settings(tmp_path):

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from catalog.demo import seed_catalog
 from generation.demo import seed_templates
 from models_registry.demo import seed_registry
 from tenants.demo import DEMO_PASSWORD, DEMO_PEOPLE, seed_tenancy
@@ -33,13 +34,15 @@ class Command(BaseCommand):
         demo = seed_tenancy()
         categories = seed_registry(demo.org, demo.owner)
         templates = seed_templates(demo.owner)
+        catalog = seed_catalog(demo.owner)
         demo.org.refresh_from_db()
         people = ", ".join(f"{name} ({role})" for name, role in DEMO_PEOPLE)
         self.stdout.write(self.style.SUCCESS(f"Demo organization '{demo.org.slug}' is ready."))
         self.stdout.write(
             f"  Default model: {demo.org.default_model}; categories: "
             f"{', '.join(c.slug for c in categories)}; templates: "
-            f"{', '.join(t.application for t in templates)}"
+            f"{', '.join(t.application for t in templates)}; catalog: {catalog.slug} "
+            f"({catalog.products.count()} products)"
         )
         if demo.org.default_model != "shapes":
             self.stdout.write(
