@@ -1,5 +1,5 @@
 """Making a batch's images: the warm pipeline with the job's adapter, batched local inference,
-or a hosted provider's API; plus the step callback that renews leases, reports progress and stops
+or a hosted provider's API; plus the step callback that reports progress and stops
 a call when every job of it was canceled.
 
 torch/diffusers are imported inside functions only (the web process imports this module's callers).
@@ -12,11 +12,9 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
 
 from .models import GenerationJob, JobStatus
 
@@ -150,7 +148,8 @@ def run_hosted(job: GenerationJob) -> dict[Any, list[Output]]:
 
 
 class StepWatch:
-    """Step callback: renew leases, report progress, stop when every job asked to cancel."""
+    """Step callback: report progress, stop when every job asked to cancel (leases are renewed
+    by ``leases.lease_heartbeat`` for the whole claim)."""
 
     def __init__(self, jobs: Sequence[GenerationJob]) -> None:
         self.ids = [job.id for job in jobs]
@@ -163,8 +162,7 @@ class StepWatch:
             return False
         self.last = now
         GenerationJob.objects.filter(id__in=self.ids, status=JobStatus.RUNNING).update(
-            progress=step / max(total, 1),
-            lease_expires_at=timezone.now() + timedelta(seconds=settings.EASEL_JOB_LEASE_SECONDS),
+            progress=step / max(total, 1)
         )
         canceled = GenerationJob.objects.filter(id__in=self.ids, cancel_requested=True).count()
         return canceled == len(self.ids)

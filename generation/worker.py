@@ -16,7 +16,8 @@ asked to be canceled; otherwise the call finishes and the canceled jobs' images 
 stored, quota released), so one person's cancel never costs the others their images.
 
 The parts: ``scheduling`` (choose and claim), ``running`` (pipelines, inference, hosted calls),
-``finishing`` (store, succeed, fail or retry), ``transitions`` (the one status change).
+``finishing`` (store, succeed, fail or retry), ``transitions`` (the one status change), ``leases``
+(the heartbeat that keeps a claim's leases while it runs).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from .finishing import fail_or_retry, finish_batch, finish_canceled
+from .leases import lease_heartbeat
 from .models import GenerationJob, JobPriority, JobStatus
 from .running import generate, is_out_of_memory, release_accelerator_memory
 from .scheduling import claim_batch_mates, claim_job, next_job_id
@@ -74,7 +76,10 @@ def _run_from(job_id: object) -> list[GenerationJob]:
     leader = claim_job(job_id=job_id)
     if leader is None:
         return []
-    return run_claimed_batch([leader, *claim_batch_mates(leader=leader, max_images=_batch_size())])
+    with lease_heartbeat([leader.id]) as beat:
+        mates = claim_batch_mates(leader=leader, max_images=_batch_size())
+        beat.job_ids.extend(mate.id for mate in mates)
+        return run_claimed_batch([leader, *mates])
 
 
 def _batch_size() -> int:

@@ -254,6 +254,9 @@ EASEL_API_KEY_PREFIX = "esl"
 # 512×512 used to size a quota reservation (the measured time is settled afterwards).
 EASEL_BATCH_SIZE = env.int("EASEL_BATCH_SIZE", default=8)
 EASEL_JOB_LEASE_SECONDS = env.int("EASEL_JOB_LEASE_SECONDS", default=600)
+# How often a worker renews the leases of the jobs it holds (a background thread, for the whole
+# claim: download, load, inference, storing); well under the lease.
+EASEL_JOB_HEARTBEAT_SECONDS = env.float("EASEL_JOB_HEARTBEAT_SECONDS", default=30.0)
 EASEL_PENDING_RESEND_SECONDS = env.int("EASEL_PENDING_RESEND_SECONDS", default=3600)
 EASEL_JOB_MAX_ATTEMPTS = env.int("EASEL_JOB_MAX_ATTEMPTS", default=3)
 EASEL_CANCEL_POLL_SECONDS = env.float("EASEL_CANCEL_POLL_SECONDS", default=0.25)
