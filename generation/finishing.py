@@ -1,12 +1,13 @@
 """Finishing a job after its pipeline call: store and judge its images (then ``outcomes``
 decides), drop a canceled job's images, or fail (or retry) it with an error a person can act on.
-Every status change goes through ``job_transition``; objects written for an attempt that does not
-finish are deleted.
+Every status change goes through ``job_transition``. Each object is recorded as a
+``PendingObject`` before it is written and the row is deleted with the transaction that records
+its image, so an object whose attempt never finishes — deleted here when possible, otherwise by
+``storage_leftovers_collect`` after a crash or a storage outage — is never left behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 from collections.abc import Sequence
@@ -86,6 +87,7 @@ def store_and_succeed(
     written: list[dict[str, Any]] = []
     judged: list[JudgedImage] = []
     size = (int(job.params["width"]), int(job.params["height"]))
+    storage.objects_intended(job_id=job.id, keys=_keys(job, outputs))
     try:
         for out in outputs:
             image = out.image
@@ -134,6 +136,9 @@ def store_and_succeed(
                     },
                 )
                 rows.append(image_row)
+            storage.objects_kept(
+                [key for row in written for key in (row["storage_key"], row["thumbnail_key"])]
+            )
             return rows
 
         return record_images
@@ -174,11 +179,28 @@ def store_and_succeed(
         delete_objects(written)
 
 
+def _keys(job: GenerationJob, outputs: list[Output]) -> list[str]:
+    keys = []
+    for out in outputs:
+        ids = {"org_id": job.organization_id, "job_id": job.id, "index": out.index}
+        keys += [
+            storage.image_key(**ids, attempt=job.attempts),
+            storage.thumbnail_key(**ids, attempt=job.attempts),
+        ]
+    return keys
+
+
 def delete_objects(written: list[dict[str, Any]]) -> None:
+    """Delete an unfinished attempt's objects; one storage cannot delete now is left to
+    ``storage_leftovers_collect`` (its ``PendingObject`` row stays)."""
     for row in written:
         for key in (row["storage_key"], row["thumbnail_key"]):
-            with contextlib.suppress(OSError):
+            try:
                 storage.delete_object(key)
+            except Exception:  # storage down: collected later
+                logger.warning("could not delete %s; it will be collected", key, exc_info=True)
+            else:
+                storage.objects_kept([key])
 
 
 def finish_canceled(job: GenerationJob) -> None:

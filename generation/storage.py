@@ -92,6 +92,52 @@ def delete_object(key: str) -> None:
         default_storage.delete(key)
 
 
+def objects_intended(*, job_id: object, keys: list[str]) -> None:
+    """Record ``keys`` as about to be written for ``job_id`` (committed at once, before any write,
+    so a crash after the write still leaves a trace)."""
+    from .models import PendingObject
+
+    PendingObject.objects.bulk_create(
+        [PendingObject(key=key, job_id=job_id) for key in keys], ignore_conflicts=True
+    )
+
+
+def objects_kept(keys: list[str]) -> None:
+    """``keys`` are referred to by an image row now (or were deleted): no longer pending."""
+    from .models import PendingObject
+
+    PendingObject.objects.filter(key__in=keys).delete()
+
+
+def storage_leftovers_collect(*, older_than: timedelta | None = None) -> dict[str, int]:
+    """Delete the objects whose writing attempt never recorded them (older than the lease, so
+    their writer is gone), and their rows; an object an image row refers to is kept. A delete
+    storage refuses now is tried again next time."""
+    from django.db.models import Q
+
+    from .models import GeneratedImage, PendingObject
+
+    age = timedelta(seconds=settings.EASEL_JOB_LEASE_SECONDS + 60)
+    if older_than is not None:
+        age = older_than
+    counts = {"deleted": 0, "kept": 0, "failed": 0}
+    rows = PendingObject.objects.filter(created_at__lt=timezone.now() - age).order_by("id")
+    for row in rows[:1000]:
+        if GeneratedImage.objects.filter(
+            Q(storage_key=row.key) | Q(thumbnail_key=row.key)
+        ).exists():
+            counts["kept"] += 1
+        else:
+            try:
+                delete_object(row.key)
+            except Exception:  # storage still down: next time
+                counts["failed"] += 1
+                continue
+            counts["deleted"] += 1
+        row.delete()
+    return counts
+
+
 def read_object(key: str) -> bytes:
     with default_storage.open(key, "rb") as fh:
         return fh.read()

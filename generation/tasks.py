@@ -43,8 +43,11 @@ def judge_generation(job_id: str, attempt: int) -> str | None:
 @shared_task(name="generation.tasks.reap_generation_jobs")
 def reap_generation_jobs() -> dict[str, int]:
     from .services import generation_jobs_reap
+    from .storage import storage_leftovers_collect
 
-    return generation_jobs_reap()
+    counts = generation_jobs_reap()
+    leftovers = storage_leftovers_collect()
+    return {**counts, **{f"objects_{k}": v for k, v in leftovers.items()}}
 
 
 def enqueue_generation(*, job: GenerationJob, countdown: float | None = None) -> None:

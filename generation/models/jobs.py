@@ -26,7 +26,14 @@ from tenants.models import ApiKey, Organization, Team
 
 from .templates import PromptTemplate
 
-__all__ = ["GeneratedImage", "GenerationAttempt", "GenerationJob", "JobPriority", "JobStatus"]
+__all__ = [
+    "GeneratedImage",
+    "GenerationAttempt",
+    "GenerationJob",
+    "JobPriority",
+    "JobStatus",
+    "PendingObject",
+]
 
 
 class JobStatus(models.TextChoices):
@@ -199,3 +206,17 @@ class GenerationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of job {self.job_id}"
+
+
+class PendingObject(models.Model):
+    """An object a worker is about to write, recorded (and committed) before the write; the
+    transaction that records the image pointing at it deletes the row. A row that outlives the
+    lease names an object nothing refers to — its writer crashed, storage failed part-way, or it
+    lost the finish race — and ``storage_leftovers_collect`` deletes the object, then the row."""
+
+    key = models.CharField(max_length=500, unique=True)
+    job_id = models.UUIDField(db_index=True)  # not a foreign key: the row outlives a deleted job
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.key

