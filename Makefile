@@ -56,6 +56,7 @@ services-down:
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/generation_throughput.py
+	scripts/services.sh up && eval "$$(scripts/services.sh env)" && $(BIN)/python bench/catalog_import.py
 
 clean:
 	rm -rf var/ $(VENV)

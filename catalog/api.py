@@ -450,6 +450,7 @@ class CatalogRunViewSet(
         "pause": Action.TRAIN,
         "resume": Action.TRAIN,
         "cancel": Action.TRAIN,
+        "export": Action.VIEW,  # GET the links, POST a rebuild: what catalog_export_request asks
     }
 
     def scoped_queryset(self, org: Organization) -> QuerySet[CatalogRun]:

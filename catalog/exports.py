@@ -87,10 +87,11 @@ def catalog_export_request(
     it is ready (a completed run's own export)."""
     if actor is not None:
         require(actor, Action.VIEW)
+    now = timezone.now()
     CatalogRun.objects.filter(pk=run.pk).update(
-        export_status=ExportStatus.BUILDING, export_error=""
+        export_status=ExportStatus.BUILDING, export_error="", export_requested_at=now
     )
-    run.export_status = ExportStatus.BUILDING
+    run.export_status, run.export_requested_at = ExportStatus.BUILDING, now
     from .tasks import enqueue_export
 
     enqueue_export(run.pk, announce=announce)
@@ -135,6 +136,7 @@ def catalog_export_build(*, run_id: Any, announce: bool = False) -> CatalogRun:
     ``announce``: then send ``catalog_run.completed`` (also when the export failed: the run is
     complete either way, and the payload says how its export went)."""
     run = CatalogRun.objects.select_related("organization", "catalog").get(pk=run_id)
+    requested_at = run.export_requested_at
     manifest_key, zip_key = export_keys(run)
     base = settings.EASEL_PUBLIC_URL
     used: set[str] = set()
@@ -184,6 +186,9 @@ def catalog_export_build(*, run_id: Any, announce: bool = False) -> CatalogRun:
             text.detach()
             manifest_file.seek(0)
             zip_file.seek(0)
+            latest = CatalogRun.objects.filter(pk=run.pk, export_requested_at=requested_at)
+            if not latest.exists():  # a newer request's build writes instead
+                return run
             storage.write_object(manifest_key, manifest_file)
             storage.write_object(zip_key, zip_file)
     except Exception as exc:  # storage down, an image gone: the export fails, the run does not
@@ -198,7 +203,8 @@ def catalog_export_build(*, run_id: Any, announce: bool = False) -> CatalogRun:
             "exported_at": timezone.now(),
         }
     with transaction.atomic():
-        CatalogRun.objects.filter(pk=run.pk).update(**fields)
+        # A newer request's build (queued while this one ran) has the last word.
+        CatalogRun.objects.filter(pk=run.pk, export_requested_at=requested_at).update(**fields)
         run.refresh_from_db()
         if announce:
             from .runs import run_progress

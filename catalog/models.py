@@ -212,6 +212,8 @@ class CatalogRun(models.Model):
     export_manifest_key = models.CharField(max_length=300, blank=True)
     export_zip_key = models.CharField(max_length=300, blank=True)
     export_error = models.CharField(max_length=500, blank=True)
+    # When the latest build was asked for: a build of an older request does not overwrite it.
+    export_requested_at = models.DateTimeField(null=True, blank=True)
     exported_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -249,7 +251,8 @@ class RunItem(models.Model):
             models.UniqueConstraint(fields=["run", "product"], name="one_item_per_product_per_run")
         ]
         indexes = [
-            models.Index(fields=["run", "status"]),
+            # "the run's next queued items in order": an index scan, whatever the statistics say
+            models.Index(fields=["run", "status", "id"]),
             models.Index(fields=["organization", "status"]),
         ]
         ordering = ["id"]

@@ -154,6 +154,10 @@ def catalog_schedule_update(
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be changed."))
+    if changes.get("cron") and changes.get("interval_minutes") is not None:
+        raise ValidationError(
+            {"cron": "Give either a cron expression or interval_minutes, not both."}
+        )
     if changes.get("cron"):
         changes = {**changes, "cron": " ".join(changes["cron"].split()), "interval_minutes": None}
     elif changes.get("interval_minutes") is not None:

@@ -23,6 +23,12 @@ def product_list_for_catalog(*, catalog: Catalog) -> QuerySet[Product]:
     return Product.objects.filter(catalog=catalog).select_related("category", "published_image")
 
 
+def get_product_for_org(*, org: Organization, product_id: object) -> Product:
+    return get_for_org(
+        Product.objects.select_related("catalog", "category"), org=org, pk=product_id
+    )
+
+
 def catalog_import_list_for_org(*, org: Organization) -> QuerySet[CatalogImport]:
     return CatalogImport.objects.filter(organization=org).select_related("catalog")
 

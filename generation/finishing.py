@@ -239,6 +239,13 @@ def actionable_error(job: GenerationJob, exc: BaseException) -> tuple[str, str, 
             + (" It will be retried." if retryable else " Change the request and submit again."),
             retryable,
         )
+    if isinstance(exc, storage.StorageUnavailable):
+        return (
+            "storage_unavailable",
+            f"The images were made but could not be saved: object storage failed ({exc}). "
+            "Nothing was published; the job is retried while attempts remain.",
+            True,
+        )
     if isinstance(exc, ValueError):
         return "invalid_parameters", f"{exc} Change the request and submit again.", False
     return (
@@ -265,7 +272,8 @@ def fail_or_retry(job: GenerationJob, exc: BaseException) -> None:
         if retried is not None:
             from .tasks import enqueue_generation
 
-            enqueue_generation(job=retried, countdown=min(60, 5 * 2**job.attempts))
+            backoff = float(settings.EASEL_RETRY_BACKOFF_SECONDS)
+            enqueue_generation(job=retried, countdown=min(60, backoff * 2**job.attempts))
         return
     if job.attempts >= job.max_attempts and retryable:
         message = f"Failed after {job.attempts} attempts. {message}"

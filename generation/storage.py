@@ -73,14 +73,21 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class StorageUnavailable(RuntimeError):
+    """Object storage refused or could not be reached (the cause is chained)."""
+
+
 def write_object(key: str, data: bytes | IO[bytes]) -> None:
     """Write ``data`` (bytes, or a binary file read in chunks) under exactly ``key``, replacing
-    what is there (never a renamed copy)."""
-    if default_storage.exists(key):
-        # FileSystemStorage would save under a new name; S3 overwrites anyway (one extra HEAD).
-        default_storage.delete(key)
+    what is there (never a renamed copy). ``StorageUnavailable`` when storage fails."""
     content = ContentFile(data) if isinstance(data, bytes) else File(data)
-    saved = default_storage.save(key, content)
+    try:
+        if default_storage.exists(key):
+            # FileSystemStorage would save under a new name; S3 overwrites anyway (one HEAD).
+            default_storage.delete(key)
+        saved = default_storage.save(key, content)
+    except Exception as exc:
+        raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc
     if saved != key:
         raise RuntimeError(
             f"Storage wrote {saved!r} instead of {key!r}; check AWS_S3_FILE_OVERWRITE."

@@ -34,12 +34,12 @@ class NavItem:
     section: str  # highlights the item when a page of that section is shown
 
 
-# Catalog runs get their slot here once that feature exists.
 NAV: tuple[NavItem, ...] = (
     NavItem("Generate", "studio:generate", Action.GENERATE, "generate"),
     NavItem("Jobs", "studio:job_list", Action.VIEW, "jobs"),
     NavItem("Review", "studio:review_queue", Action.REVIEW, "review"),
     NavItem("Gallery", "studio:gallery", Action.VIEW, "gallery"),
+    NavItem("Catalogs", "studio:catalog_list", Action.VIEW, "catalogs"),
     NavItem("Training", "studio:training_list", Action.VIEW, "training"),
     NavItem("Models", "studio:category_list", Action.VIEW, "models"),
     NavItem("Quality", "studio:template_list", Action.VIEW, "quality"),

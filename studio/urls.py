@@ -2,7 +2,18 @@
 
 from django.urls import path
 
-from .views import account, generate, images, jobs, models, quality, review, training
+from .views import (
+    account,
+    catalog_runs,
+    catalogs,
+    generate,
+    images,
+    jobs,
+    models,
+    quality,
+    review,
+    training,
+)
 
 app_name = "studio"
 
@@ -41,4 +52,17 @@ urlpatterns = [
         name="training_validation_file",
     ),
     path("models/<slug:slug>/rollback/", models.rollback, name="rollback"),
+    path("catalogs/", catalogs.catalog_list, name="catalog_list"),
+    path("catalogs/<slug:slug>/", catalogs.catalog_detail, name="catalog_detail"),
+    path("catalogs/<slug:slug>/import/", catalogs.catalog_upload, name="catalog_upload"),
+    path("catalogs/<slug:slug>/runs/", catalogs.catalog_run_start, name="catalog_run_start"),
+    path("catalogs/<slug:slug>/schedules/", catalogs.schedule_create, name="schedule_create"),
+    path("schedules/<int:schedule_id>/", catalogs.schedule_update, name="schedule_update"),
+    path("schedules/<int:schedule_id>/delete/", catalogs.schedule_delete, name="schedule_delete"),
+    path("catalog-runs/<uuid:run_id>/", catalog_runs.run_detail, name="catalog_run_detail"),
+    path("catalog-runs/<uuid:run_id>/status/", catalog_runs.run_status, name="catalog_run_status"),
+    path("catalog-runs/<uuid:run_id>/pause/", catalog_runs.run_pause, name="catalog_run_pause"),
+    path("catalog-runs/<uuid:run_id>/resume/", catalog_runs.run_resume, name="catalog_run_resume"),
+    path("catalog-runs/<uuid:run_id>/cancel/", catalog_runs.run_cancel, name="catalog_run_cancel"),
+    path("catalog-runs/<uuid:run_id>/export/", catalog_runs.run_export, name="catalog_run_export"),
 ]

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets, served locally: /api/docs/ works offline
     "django_celery_beat",
     "tenants",
     "models_registry",
@@ -222,6 +223,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "BuildStatusEnum": "models_registry.models.BuildStatus",
         "VersionStatusEnum": "models_registry.models.VersionStatus",
@@ -259,6 +264,8 @@ EASEL_JOB_LEASE_SECONDS = env.int("EASEL_JOB_LEASE_SECONDS", default=600)
 EASEL_JOB_HEARTBEAT_SECONDS = env.float("EASEL_JOB_HEARTBEAT_SECONDS", default=30.0)
 EASEL_PENDING_RESEND_SECONDS = env.int("EASEL_PENDING_RESEND_SECONDS", default=3600)
 EASEL_JOB_MAX_ATTEMPTS = env.int("EASEL_JOB_MAX_ATTEMPTS", default=3)
+# A failed attempt that may succeed again is retried after base × 2^attempts seconds (≤ 60).
+EASEL_RETRY_BACKOFF_SECONDS = env.float("EASEL_RETRY_BACKOFF_SECONDS", default=5.0)
 EASEL_CANCEL_POLL_SECONDS = env.float("EASEL_CANCEL_POLL_SECONDS", default=0.25)
 # A worker task keeps claiming pending jobs of its priority for up to this long after its own.
 EASEL_WORKER_DRAIN_SECONDS = env.float("EASEL_WORKER_DRAIN_SECONDS", default=60.0)

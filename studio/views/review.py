@@ -1,15 +1,19 @@
-"""Review: the queue of images awaiting a decision (filters, keyboard shortcuts, bulk), one
-decision at a time over htmx, and the reviewer-vs-gate agreement report."""
+"""Review: the queue of images awaiting a decision (filters, among them one catalog run's or one
+product's images; keyboard shortcuts, bulk), one decision at a time over htmx, and the
+reviewer-vs-gate agreement report."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from catalog.models import CatalogRun, Product, RunItem
+from catalog.selectors import get_catalog_run_for_org, get_product_for_org
 from generation.review_selectors import (
     Agreement,
     image_ids_for_org,
@@ -25,6 +29,7 @@ from generation.review_services import (
 from generation.selectors import get_generated_image_for_org
 from generation.template_selectors import prompt_template_latest_list
 from models_registry.selectors import category_list_for_org
+from tenants.models import Organization
 from tenants.roles import Action
 
 from ..access import render_page, studio_view
@@ -46,6 +51,25 @@ def _reason(request: HttpRequest) -> str:
     return other or request.POST.get("reason", "").strip()
 
 
+def _back(request: HttpRequest) -> HttpResponse:
+    """Back to the queue the decision was made on (its filters kept), never off this site."""
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = ""
+    return redirect(back or "studio:review_queue")
+
+
+def _catalog_filters(
+    org: Organization, run_id: str, product_id: str
+) -> tuple[CatalogRun | None, Product | None, QuerySet | None]:
+    """The run and product the queue is narrowed to (another organization's is a 404, like a
+    missing one) and the run's job ids as a subquery."""
+    run = get_catalog_run_for_org(org=org, run_id=run_id) if run_id else None
+    product = get_product_for_org(org=org, product_id=product_id) if product_id else None
+    jobs = RunItem.objects.filter(run=run).values("job_id") if run else None
+    return run, product, jobs
+
+
 @studio_view(Action.REVIEW)
 def review_queue(request: HttpRequest) -> HttpResponse:
     org = request.principal.org
@@ -54,13 +78,18 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         "template": request.GET.get("template", ""),
         "min_score": request.GET.get("min_score", ""),
         "max_score": request.GET.get("max_score", ""),
+        "run": request.GET.get("run", ""),
+        "product": request.GET.get("product", ""),
     }
+    run, product, jobs = _catalog_filters(org, filters["run"], filters["product"])
     queue = review_queue_for_org(
         org=org,
         category=filters["category"],
         template=filters["template"],
         min_score=_score(filters["min_score"]),
         max_score=_score(filters["max_score"]),
+        product_ref=product.pk if product else None,
+        jobs=jobs,
     )
     total = queue.count()
     return render_page(
@@ -70,6 +99,8 @@ def review_queue(request: HttpRequest) -> HttpResponse:
             "tiles": [image_view(image) for image in queue[:QUEUE_SIZE]],
             "total": total,
             "filters": filters,
+            "run": run,
+            "product": product,
             "categories": category_list_for_org(org=org),
             "templates": prompt_template_latest_list(org=org),
             "reasons": REJECT_REASONS,
@@ -104,10 +135,7 @@ def review_decide(request: HttpRequest, image_id: str) -> HttpResponse:
         )
     if error:
         messages.error(request, error)
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = ""
-    return redirect(back or "studio:review_queue")
+    return _back(request)
 
 
 @require_POST
@@ -123,7 +151,7 @@ def review_bulk(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"Nothing was changed: {first_message(exc)}")
     else:
         messages.success(request, f"{len(decided)} image(s) {decision}.")
-    return redirect("studio:review_queue")
+    return _back(request)
 
 
 @studio_view(Action.VIEW)

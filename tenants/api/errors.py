@@ -1,4 +1,5 @@
-"""One error format for every 4xx: ``{"error": {"code", "message", "fields"}}``.
+"""One error format for every 4xx (and a 503 when the database is away):
+``{"error": {"code", "message", "fields"}}``.
 
 The one place where errors become HTTP: DRF's own exceptions, Django's ``ValidationError``,
 ``PermissionDenied`` and ``Http404``, and the domain's ``ApplicationError`` family
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -66,9 +68,27 @@ def _first_message(fields: dict[str, Any]) -> str:
     return "Invalid request."
 
 
+DATABASE_AWAY = (
+    "The database is unreachable right now, so nothing was saved. Retry in a few seconds (with "
+    "the same Idempotency-Key, a retry can never act twice)."
+)
+DATABASE_RETRY_AFTER = 5
+
+
+def database_away_body() -> dict[str, Any]:
+    return error_body("service_unavailable", DATABASE_AWAY)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         return application_error_response(exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The connection is gone (or never came): the transaction rolled back with it.
+        return Response(
+            database_away_body(),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         exc = PayloadTooLarge(f"Request body is larger than {limit} bytes.")

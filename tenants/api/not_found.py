@@ -6,6 +6,8 @@ HTML technical page instead, so a catch-all route at the end of the API's URL ma
 
 from __future__ import annotations
 
+import sys
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve
@@ -40,7 +42,20 @@ def _slash_would_match(request: HttpRequest) -> bool:
 
 
 def api_server_error(request: HttpRequest) -> HttpResponse:
-    """``handler500``: the error format for API clients, Django's page for everyone else."""
+    """``handler500``: the error format for API clients, Django's page for everyone else; a 503
+    with ``Retry-After`` when the database is away (an error before any view ran, e.g. loading
+    the session; DRF's views answer that themselves)."""
+    from django.db import InterfaceError, OperationalError
+
+    from .errors import DATABASE_AWAY, DATABASE_RETRY_AFTER, database_away_body
+
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        if request.path.startswith("/api/"):
+            response: HttpResponse = JsonResponse(database_away_body(), status=503)
+        else:
+            response = HttpResponse(DATABASE_AWAY, status=503, content_type="text/plain")
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
     if not request.path.startswith("/api/"):
         return server_error(request)
     message = (

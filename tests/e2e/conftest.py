@@ -1,8 +1,10 @@
 """Browser fixtures: a real headless Chromium (Debian's chromium + chromedriver) driven by
 Selenium against pytest-django's live server, and a real Celery worker process.
 
-The worker fixture is the generation integration test's own (``celery_worker_process``); only
-the Redis database differs, so these tests and that one never take each other's messages.
+The worker fixtures are the integration tests' own: ``celery_worker_process`` (generation and
+training) and ``catalog_worker`` (the catalog test's ``worker``: queues interactive, bulk and
+default); only the Redis database differs, so these tests and those never take each other's
+messages.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import require_service
+from tests.integration.test_catalog_e2e import worker as catalog_worker  # noqa: F401
 from tests.integration.test_generation_e2e import celery_worker_process  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"

@@ -1,12 +1,17 @@
 """The studio in a real headless Chromium: the demo marketer generates images with the demo's
 default model (the trained ``shapes`` model) on a real worker, sees them appear, and they show
 what was asked for; the demo reviewer approves one and rejects one with the keyboard; an
-outsider who pastes the job URL gets a 404; an admin promotes a version after confirming.
-Screenshots of the main pages land in docs/screenshots/."""
+outsider who pastes the job URL gets a 404; an admin promotes a version after confirming; an
+owner uploads a catalog, sees its row report, runs it, watches it finish, reviews the run's
+images and downloads its export. Screenshots of the main pages land in docs/screenshots/."""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
+import urllib.request
+import zipfile
 
 import numpy as np
 import pytest
@@ -366,3 +371,110 @@ def test_editor_trains_admin_promotes_and_generations_use_the_new_version(
         generation.error_message
     )
     assert generation.images.exists()
+
+
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - the test's own S3
+        return response.read()
+
+
+def _export_links(browser) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    links = browser.find_elements(By.CSS_SELECTOR, "[data-testid=export-links] a")
+    return {a.get_attribute("data-testid"): a.get_attribute("href") for a in links}
+
+
+def test_owner_uploads_a_catalog_runs_it_reviews_its_images_and_downloads_the_export(
+    browser, screenshot, live_server, tiny_base_model, catalog_worker, tmp_path
+):
+    from catalog.models import CatalogRun, Product
+    from generation.template_services import prompt_template_create
+    from models_registry import services as registry
+
+    org, owner, team = make_org("acme")
+    person = make_persona(org, owner, team, "owner")
+    person.user.set_password("owner-pw")
+    person.user.save()
+    registry.category_create(
+        actor=owner, slug="produce", name="Produce", base_model=tiny_base_model
+    )
+    prompt_template_create(
+        actor=owner,
+        application="listing",
+        text="a {colour} {name} on a white background",
+        default_params={"steps": 2},  # the tiny model, two steps: each job takes a moment
+    )
+    base = live_server.url
+    _sign_in(browser, base, person.user.username, "owner-pw")
+
+    # A new catalog whose rows use the listing template unless they name another.
+    browser.find_element(By.LINK_TEXT, "Catalogs").click()
+    browser.find_element(By.NAME, "slug").send_keys("spring")
+    browser.find_element(By.NAME, "name").send_keys("Spring range")
+    browser.find_element(
+        By.CSS_SELECTOR, "select[name=default_template] option[value=listing]"
+    ).click()
+    browser.find_element(By.ID, "create-catalog").click()
+    WebDriverWait(browser, 10).until(ec.url_contains("/studio/catalogs/spring/"))
+
+    # Six rows, the third (line 4 of the file) in a category the organization does not have.
+    rows = ["sku,name,category,colour"] + [f"SKU-{i},Apple {i},produce,red" for i in range(1, 6)]
+    rows.insert(3, "SKU-99,Steak,meat,red")
+    upload = tmp_path / "spring.csv"
+    upload.write_text("\n".join(rows) + "\n")
+    browser.find_element(By.NAME, "file").send_keys(str(upload))
+    browser.find_element(By.ID, "upload-products").click()
+    report = WebDriverWait(browser, 20).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=import-report]"))
+    )
+    rejected = report.find_elements(By.CSS_SELECTOR, "[data-testid=rejection]")
+    assert [r.get_attribute("data-line") for r in rejected] == ["4"]
+    assert "unknown category 'meat'" in rejected[0].text and "SKU-99" in rejected[0].text
+    assert report.find_element(By.CSS_SELECTOR, "[data-count=created]").text == "5"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "[data-testid=products] tr[data-sku]")) == 5
+    screenshot("catalog")
+
+    # A "missing" run: every product, none has an approved image yet. The page follows it live.
+    browser.find_element(By.CSS_SELECTOR, "select[name=mode] option[value=missing]").click()
+    _wait_for_worker(catalog_worker)
+    browser.find_element(By.ID, "start-run").click()
+    WebDriverWait(browser, 10).until(ec.url_contains("/studio/catalog-runs/"))
+    run = CatalogRun.objects.get(catalog__slug="spring")
+    assert str(run.pk) in browser.current_url and run.mode == "missing"
+    WebDriverWait(browser, JOB_SECONDS, poll_frequency=0.5).until(
+        lambda b: b.find_element(By.CSS_SELECTOR, "[data-testid=run-status]").text == "completed"
+    )
+    counts = {
+        row.get_attribute("data-item-status"): int(row.find_element(By.CSS_SELECTOR, ".count").text)
+        for row in browser.find_elements(By.CSS_SELECTOR, "[data-item-status]")
+    }
+    assert counts["succeeded"] + counts["failed_quality"] == 5, counts
+    assert counts["succeeded"] >= 1, counts
+    # A completed run builds its own export; the page keeps polling until its links are there.
+    WebDriverWait(browser, 60, poll_frequency=0.5).until(lambda b: len(_export_links(b)) == 2)
+    screenshot("catalog-run")
+
+    # The run's images in the review queue, and nothing else; approving one publishes it.
+    browser.find_element(By.ID, "review-run").click()
+    WebDriverWait(browser, 10).until(ec.url_contains(f"/studio/review/?run={run.pk}"))
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=active-filter]")
+    tiles = browser.find_elements(By.CSS_SELECTOR, "[data-review-tile]")
+    assert len(tiles) == counts["succeeded"]
+    WebDriverWait(browser, 10).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "[data-review-tile].current")
+    )
+    _press(browser, "a")
+    WebDriverWait(browser, 10).until(lambda b: _decided(b) == ["approved"])
+    published = Product.objects.get(published_image__isnull=False)
+
+    # Rebuilt, the export names the approval and holds the approved image under its SKU.
+    browser.get(f"{base}/studio/catalog-runs/{run.pk}/")
+    browser.find_element(By.ID, "build-export").click()
+    WebDriverWait(browser, 60, poll_frequency=0.5).until(lambda b: len(_export_links(b)) == 2)
+    links = _export_links(browser)
+    manifest = list(csv.DictReader(io.StringIO(_fetch(links["export-manifest"]).decode())))
+    assert sorted(row["sku"] for row in manifest) == [f"SKU-{i}" for i in range(1, 6)]
+    reviews = {row["sku"]: row["review_status"] for row in manifest}
+    assert reviews[published.sku] == "approved"
+    assert list(reviews.values()).count("approved") == 1
+    with zipfile.ZipFile(io.BytesIO(_fetch(links["export-zip"]))) as archive:
+        assert archive.namelist() == [f"{published.sku}.png"]

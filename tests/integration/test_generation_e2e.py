@@ -30,7 +30,8 @@ from ..conftest import require_service
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 REPO = Path(__file__).resolve().parents[2]
-ISOLATED_REDIS_DB = 11
+# A Redis database no other worker listens on (another number for a second suite run at once).
+ISOLATED_REDIS_DB = int(os.environ.get("EASEL_TEST_BROKER_DB", "11"))
 WAIT_SECONDS = 180
 
 

@@ -1,5 +1,7 @@
 """Studio fixtures: a test client signed in as a persona, and finished jobs with stored images
-and categories with versions, made without a worker."""
+and categories with versions, made without a worker. The catalog tests' fixtures (``produce``,
+``listing``, a ``catalog`` and ``sent``, the Celery messages recorded instead of sent) are
+imported here so the studio's catalog pages are tested on the same data."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from generation import storage
 from generation.models import GeneratedImage, GenerationJob, JobStatus
 from models_registry.models import BaseModel, BuildStatus, Category, ModelVersion, VersionKind
 from tenants.models import Organization
+from tests.catalog.conftest import catalog, listing, produce, sent  # noqa: F401
 from tests.factories import Persona
 
 
