@@ -46,6 +46,7 @@ from .models import (
     Catalog,
     CatalogRun,
     CatalogSchedule,
+    ExportStatus,
     ItemStatus,
     Product,
     RunItem,
@@ -426,8 +427,9 @@ def run_progress(run: CatalogRun) -> RunProgress:
 
 
 def catalog_runs_sweep() -> dict[str, int]:
-    """Beat's safety net: start runs whose start message was lost, advance running ones, and
-    settle items whose job finished without the signal reaching them (a crash between)."""
+    """Beat's safety net: start runs whose start message was lost, advance running ones, settle
+    items whose job finished without the signal reaching them (a crash between), and ask again
+    for exports stuck in ``building`` (their worker was lost)."""
     now = timezone.now()
     stale = now - timedelta(seconds=60)
     started = 0
@@ -454,4 +456,14 @@ def catalog_runs_sweep() -> dict[str, int]:
     advanced = 0
     for run_id in CatalogRun.objects.filter(status=RunStatus.RUNNING).values_list("pk", flat=True):
         advanced += catalog_run_advance(run_id=run_id)
-    return {"started": started, "settled": settled, "submitted": advanced}
+    # An export whose CPU worker was lost mid-build: asked for again (a build is idempotent).
+    from .exports import catalog_export_request
+
+    rebuilt = 0
+    export_stale = now - timedelta(seconds=settings.EASEL_CATALOG_EXPORT_STALE_SECONDS)
+    for run in CatalogRun.objects.filter(
+        export_status=ExportStatus.BUILDING, export_requested_at__lt=export_stale
+    )[:100]:
+        catalog_export_request(run=run, announce=run.status == RunStatus.COMPLETED)
+        rebuilt += 1
+    return {"started": started, "settled": settled, "submitted": advanced, "rebuilt": rebuilt}

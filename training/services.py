@@ -123,6 +123,8 @@ def training_job_create(
         total_steps=resolved["max_steps"],
         max_attempts=int(settings.EASEL_JOB_MAX_ATTEMPTS),
         idempotency_key=idempotency_key,
+        # For a pending job: when to send its message again if no worker took it (lost).
+        lease_expires_at=_resend_at(),
     )
     written: list[str] = []
     try:
@@ -204,11 +206,17 @@ def training_job_cancel(*, actor: Principal, job: TrainingJob) -> TrainingJob:
     return job
 
 
+def _resend_at() -> Any:
+    return timezone.now() + timedelta(seconds=settings.EASEL_PENDING_RESEND_SECONDS)
+
+
 def training_jobs_reap(*, now: Any = None) -> dict[str, int]:
     """A running job whose lease ran out lost its worker (crash, ``kill -9``): back to pending
-    and enqueued, so the next worker resumes from its last checkpoint; out of attempts, failed."""
+    and enqueued, so the next worker resumes from its last checkpoint; out of attempts, failed.
+    A pending job nobody took by its resend time lost its message (a broker restart): sent
+    again (a duplicate finds the job claimed and does nothing)."""
     now = now or timezone.now()
-    counts = {"requeued": 0, "failed": 0}
+    counts = {"requeued": 0, "failed": 0, "resent": 0}
     stuck = TrainingJob.objects.filter(status=TrainingStatus.RUNNING, lease_expires_at__lt=now)
     for job in stuck.only("id", "attempts", "max_attempts", "cancel_requested", "step")[:100]:
         if job.cancel_requested:
@@ -221,7 +229,7 @@ def training_jobs_reap(*, now: Any = None) -> dict[str, int]:
                 f"(last at step {job.step}); the job was given up.",
             }
         else:
-            outcome = {"to_status": TrainingStatus.PENDING, "lease_expires_at": None}
+            outcome = {"to_status": TrainingStatus.PENDING, "lease_expires_at": _resend_at()}
         with transaction.atomic():
             moved = training_transition(
                 job_id=job.id,
@@ -238,6 +246,14 @@ def training_jobs_reap(*, now: Any = None) -> dict[str, int]:
                 counts["requeued"] += 1
             elif moved.status == TrainingStatus.FAILED:
                 counts["failed"] += 1
+    lost = TrainingJob.objects.filter(status=TrainingStatus.PENDING, lease_expires_at__lt=now)
+    for job in lost[:100]:
+        with transaction.atomic():
+            if TrainingJob.objects.filter(
+                id=job.id, status=TrainingStatus.PENDING, lease_expires_at__lt=now
+            ).update(lease_expires_at=_resend_at()):
+                enqueue_training(job=job)
+                counts["resent"] += 1
     return counts
 
 

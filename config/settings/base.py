@@ -314,6 +314,8 @@ EASEL_CATALOG_MAX_ROWS = env.int("EASEL_CATALOG_MAX_ROWS", default=200_000)
 EASEL_CATALOG_MAX_CELL_CHARS = env.int("EASEL_CATALOG_MAX_CELL_CHARS", default=2000)
 EASEL_CATALOG_MAX_IN_FLIGHT = env.int("EASEL_CATALOG_MAX_IN_FLIGHT", default=16)
 EASEL_CATALOG_CHUNK = env.int("EASEL_CATALOG_CHUNK", default=50)
+# An export still "building" this long after it was asked for lost its worker: asked for again.
+EASEL_CATALOG_EXPORT_STALE_SECONDS = env.int("EASEL_CATALOG_EXPORT_STALE_SECONDS", default=1800)
 # The platform's public address: catalog export manifests link each image through it.
 EASEL_PUBLIC_URL = env.str("EASEL_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 

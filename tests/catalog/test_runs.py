@@ -229,3 +229,21 @@ def test_the_sweep_starts_lost_runs_and_settles_items_whose_signal_was_lost(
     runs.catalog_runs_sweep()
     item = RunItem.objects.get(job=job)
     assert (item.status, item.error) == (ItemStatus.FAILED, "boom")
+
+
+def test_the_sweep_asks_again_for_an_export_whose_worker_was_lost(owner, catalog, sent, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from catalog.models import CatalogRun
+
+    _import(owner, catalog, good_rows(1))
+    run = _start(owner, catalog)
+    old = timezone.now() - timedelta(seconds=settings.EASEL_CATALOG_EXPORT_STALE_SECONDS + 1)
+    CatalogRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.COMPLETED, export_status="building", export_requested_at=old
+    )
+    assert runs.catalog_runs_sweep()["rebuilt"] == 1
+    assert sent["export"] == [(run.pk, True)]
+    assert runs.catalog_runs_sweep()["rebuilt"] == 0  # asked again just now: not stale

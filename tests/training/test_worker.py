@@ -134,3 +134,19 @@ def test_a_worker_lost_after_a_checkpoint_is_replaced_by_one_that_resumes(job, m
     assert done.status == TrainingStatus.SUCCEEDED and done.attempts == 2
     assert "resumed from step 2" in done.log
     assert done.step == 4
+
+
+def test_a_pending_job_whose_message_was_lost_is_sent_again_once(job, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from training.models import TrainingJob
+
+    sent: list[str] = []
+    monkeypatch.setattr(services, "enqueue_training", lambda *, job: sent.append(str(job.id)))
+    assert services.training_jobs_reap()["resent"] == 0  # its message may still come
+    past = timezone.now() - timedelta(seconds=1)
+    TrainingJob.objects.filter(pk=job.pk).update(lease_expires_at=past)
+    assert services.training_jobs_reap()["resent"] == 1 and sent == [str(job.pk)]
+    assert services.training_jobs_reap()["resent"] == 0  # not again until the next resend time
