@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from generation.protocol import control_characters
 from generation.template_selectors import prompt_template_latest_list
 from generation.templates import TemplateSyntaxError, template_variables
 from models_registry.models import Category
@@ -127,7 +128,7 @@ def _header(cells: list[str]) -> list[str]:
         raise ImportFileError(
             f"The header lacks the column(s) {', '.join(missing)}; a catalog file needs "
             f"{', '.join(REQUIRED)} (and may have template, attributes and attribute columns). "
-            f"It has: {', '.join(names)}."
+            f"It has: {', '.join(ascii(n)[1:-1] for n in names)}."
         )
     return names
 
@@ -189,6 +190,9 @@ def read_jsonl(stream: IO[bytes]) -> Iterator[RawRow]:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             yield RawRow(line=number, values={}, error=f"not valid JSON: {exc.msg}")
+            continue
+        except RecursionError:
+            yield RawRow(line=number, values={}, error="not valid JSON: nested too deeply")
             continue
         if not isinstance(value, dict):
             yield RawRow(line=number, values={}, error="the line is not a JSON object")
@@ -253,6 +257,8 @@ def _attributes(row: RawRow) -> dict[str, str]:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ValueError(f"the attributes cell is not valid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise ValueError("the attributes cell is nested too deeply") from None
     if raw not in (None, ""):
         if not isinstance(raw, dict):
             raise ValueError("attributes must be a JSON object of names to values")
@@ -282,7 +288,10 @@ def check_row(row: RawRow, context: _Context) -> CleanRow:
         raise ValueError(row.error)
     limit = int(settings.EASEL_CATALOG_MAX_CELL_CHARS)
     for key, value in row.values.items():
-        length = len(value) if isinstance(value, str) else len(json.dumps(value, default=str))
+        try:
+            length = len(value) if isinstance(value, str) else len(json.dumps(value, default=str))
+        except RecursionError:
+            raise ValueError(f"cell '{key}' is nested too deeply") from None
         if length > limit:
             raise ValueError(f"cell '{key}' is {length} characters long; the limit is {limit}")
     try:
@@ -301,6 +310,10 @@ def check_row(row: RawRow, context: _Context) -> CleanRow:
         raise ValueError(f"SKU '{sku}' repeats line {context.seen[sku]}")
     if not name:
         raise ValueError("missing name")
+    if control_characters(name):
+        raise ValueError(
+            f"name contains control characters ({', '.join(control_characters(name))})"
+        )
     if len(name) > MAX_NAME_CHARS:
         raise ValueError(f"name is {len(name)} characters long; the limit is {MAX_NAME_CHARS}")
     if not category_slug:
@@ -382,8 +395,12 @@ def _upsert(catalog: Catalog, rows: list[CleanRow], counts: dict[str, int]) -> N
     counts["updated"] += len(updated)
 
 
-def _rows(stream: IO[bytes], fmt: str) -> Iterable[RawRow]:
-    return read_csv(stream) if fmt == "csv" else read_jsonl(stream)
+def _rows(stream: IO[bytes], fmt: str, file_name: str) -> Iterable[RawRow]:
+    """The file's rows; a file-level error names the file."""
+    try:
+        yield from read_csv(stream) if fmt == "csv" else read_jsonl(stream)
+    except ImportFileError as exc:
+        raise ImportFileError(f"{file_name}: {exc.message}", fields=exc.fields) from None
 
 
 @transaction.atomic
@@ -428,7 +445,7 @@ def catalog_import(
     rejected = 0
     chunk: list[CleanRow] = []
     total = 0
-    for row in _rows(stream, fmt):
+    for row in _rows(stream, fmt, file_name):
         total += 1
         if total > max_rows:
             raise TooLarge(f"The file has more than {max_rows} rows; split it.")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -49,6 +50,30 @@ MAX_SIDE = 1536
 MAX_STEPS = 100
 MAX_CFG_SCALE = 20.0
 MAX_IMAGES = 8
+
+# What a prompt may not carry: control characters other than the tab and line breaks a prompt is
+# folded from (an ESC sequence repaints the terminal a log is read in), and the bidirectional
+# overrides and isolates that make text display other than it reads ("Trojan Source").
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def control_characters(text: str) -> list[str]:
+    """The forbidden characters in ``text`` as ``U+XXXX``, each once, in order of appearance."""
+    found = [
+        c
+        for c in text
+        if c in _BIDI_CONTROLS or (c not in "\t\n\r" and unicodedata.category(c) == "Cc")
+    ]
+    return [f"U+{ord(c):04X}" for c in dict.fromkeys(found)]
+
+
+def _refuse_control_characters(text: str, what: str) -> None:
+    found = control_characters(text)
+    if found:
+        raise serializers.ValidationError(
+            f"{what} contains control characters ({', '.join(found)}); remove them."
+        )
+
 
 # Protocol scheduler name → diffusers scheduler class.
 SCHEDULERS: Mapping[str, str] = {
@@ -353,11 +378,18 @@ class GenerationRequestSerializer(ProtocolParamsSerializer):
             raise serializers.ValidationError(
                 f"Variable names must be identifiers (letters, digits, _): {', '.join(bad)}."
             )
+        for name, text in value.items():
+            _refuse_control_characters(text, f"Variable '{name}'")
         return value
 
     def validate_prompt(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("The prompt is blank.")
+        _refuse_control_characters(value, "The prompt")
+        return value
+
+    def validate_negative_prompt(self, value: str) -> str:
+        _refuse_control_characters(value, "The negative prompt")
         return value
 
     def collect_errors(self, attrs: dict[str, Any]) -> dict[str, str]:

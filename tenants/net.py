@@ -4,7 +4,8 @@
 public addresses. Refused always: other schemes, credentials in the URL, cloud metadata names,
 link-local (169.254.0.0/16 with the 169.254.169.254 metadata address, fe80::/10), multicast,
 unspecified and reserved addresses. Refused unless ``settings.EASEL_WEBHOOK_ALLOW_PRIVATE``:
-private (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10) and loopback (127/8, ::1).
+private (10/8, 172.16/12, 192.168/16, fc00::/7, fec0::/10, 100.64/10) and loopback (127/8, ::1).
+An IPv6 address that embeds an IPv4 one (IPv4-mapped, 6to4) is judged by the IPv4 address.
 
 ``post_pinned`` re-validates at send time and connects to the address it just validated (the
 TLS handshake still checks the certificate against the host name), so a DNS answer that changes
@@ -36,8 +37,14 @@ class UnsafeUrlError(ValueError):
 
 def _address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why this address is refused, or None if it is acceptable."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv4 address inside an IPv6 one (::ffff:a.b.c.d, 6to4's 2002:aabb:ccdd::) reaches
+        # that IPv4 host: judge it by that address.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            address = embedded
+        elif address.is_site_local:  # fec0::/10, deprecated but still routed inside networks
+            return None if allow_private else "a private-network (site-local) address"
     if address.is_unspecified:
         return "an unspecified address"
     if address.is_link_local:

@@ -34,7 +34,7 @@ from tenants.roles import Action
 
 from . import selectors, services
 from .models import TrainingJob, TrainingMode, TrainingStatus
-from .uploads import MAX_IMAGES
+from .uploads import MAX_IMAGES, read_upload
 
 
 class JsonObjectField(serializers.JSONField):
@@ -212,7 +212,7 @@ class TrainingViewSet(
         s.is_valid(raise_exception=True)
         v = s.validated_data
         category = get_category_for_org(org=request.principal.org, slug=v["category"])
-        files = [(f.name or f"image-{n + 1}", f.read()) for n, f in enumerate(v["images"])]
+        files = [(f.name or f"image-{n + 1}", read_upload(f)) for n, f in enumerate(v["images"])]
         job = services.training_job_create(
             actor=request.principal,
             category=category,

@@ -4,7 +4,8 @@ Each file is checked in this order, and every bad file is reported with its name
 error (``ValidationError({"images": [...]})``), so nothing is queued until all of them are good:
 
 1. its size in bytes (``EASEL_TRAINING_MAX_IMAGE_BYTES``);
-2. its format, from the header: PNG, JPEG or WebP;
+2. its format, from the header: PNG, JPEG or WebP, and a name that does not say otherwise (a
+   ``.jpg`` that is a PNG, or a ``.html`` that is an image, is refused: whatever made it lied);
 3. its pixel count, from the header **before decoding** (``EASEL_TRAINING_MAX_IMAGE_PIXELS``), so a
    decompression bomb is refused without being expanded;
 4. its shorter side, at least the training resolution (an upscaled photo teaches blur);
@@ -20,6 +21,8 @@ import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import IO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -28,6 +31,14 @@ from PIL import Image, UnidentifiedImageError
 from .engine.images import fit_square, to_rgb
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+# The extensions each format may carry; a name without an extension is fine (the API names such
+# uploads ``image-<n>``). MPO is Pillow's name for a JPEG with extra pictures (phone cameras).
+EXTENSIONS = {
+    "PNG": (".png",),
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "MPO": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "WEBP": (".webp",),
+}
 MIN_IMAGES = 3
 MAX_IMAGES = 30
 
@@ -49,22 +60,69 @@ def _normalized(image: Image.Image, resolution: int) -> bytes:
     return out.getvalue()
 
 
+def _signature_format(data: bytes) -> str | None:
+    """The allowed format whose signature ``data`` starts with, if any."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return None
+
+
+def _name_mismatch(name: str, image_format: str) -> str | None:
+    """Why ``name`` contradicts the content's format, or None."""
+    suffix = PurePosixPath(name.replace("\\", "/")).suffix.lower()
+    allowed = EXTENSIONS.get(image_format, ())
+    # "IMG_2024.03.15" has no extension, only dots.
+    if suffix in allowed or not any(c.isalpha() for c in suffix):
+        return None
+    content = "JPEG" if image_format == "MPO" else image_format
+    if any(suffix in extensions for extensions in EXTENSIONS.values()):
+        return (
+            f"{name}: the name says {suffix} but the content is {content}; rename it to "
+            f"{allowed[0]} or export it again in the format its name says."
+        )
+    return (
+        f"{name}: a {suffix} file, but photos must be .png, .jpg/.jpeg or .webp (its content "
+        f"is {content}); rename it to {allowed[0]}."
+    )
+
+
+def read_upload(upload: IO[bytes]) -> bytes:
+    """An uploaded photo's bytes, never more than one past the size limit (so 30 huge files are
+    refused without being read whole)."""
+    return upload.read(int(settings.EASEL_TRAINING_MAX_IMAGE_BYTES) + 1)
+
+
 def _check_one(name: str, data: bytes, *, resolution: int) -> InstanceImage | str:
     """The normalized image, or the reason ``name`` is refused."""
     max_bytes = int(settings.EASEL_TRAINING_MAX_IMAGE_BYTES)
     if not data:
         return f"{name}: the file is empty."
     if len(data) > max_bytes:
-        return f"{name}: {len(data):,} bytes, above the limit of {max_bytes:,}."
+        return f"{name}: larger than the limit of {max_bytes:,} bytes."
+    max_pixels = int(settings.EASEL_TRAINING_MAX_IMAGE_PIXELS)
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (UnidentifiedImageError, OSError):
+        claimed = _signature_format(data)
+        if claimed:  # Pillow cannot read past the start: cut short, or only dressed as one
+            return (
+                f"{name}: the {claimed} image is truncated or corrupt (its header is unreadable)."
+            )
         return f"{name}: not a PNG, JPEG or WebP image."
-    except Image.DecompressionBombError:
-        return f"{name}: too many pixels to decode safely."
+    except Image.DecompressionBombError:  # Pillow's own header check, at twice its pixel limit
+        return (
+            f"{name}: its header declares more pixels than can be decoded safely (the limit is "
+            f"{max_pixels:,}); it was not decoded."
+        )
     with image:
+        mismatch = _name_mismatch(name, str(image.format))
+        if mismatch:
+            return mismatch
         width, height = image.size  # from the header: nothing is decoded yet
-        max_pixels = int(settings.EASEL_TRAINING_MAX_IMAGE_PIXELS)
         if width * height > max_pixels:
             return (
                 f"{name}: {width}×{height} is {width * height:,} pixels, above the limit of "

@@ -18,7 +18,7 @@ from models_registry.selectors import category_list_for_org, get_category_for_or
 from tenants.roles import Action
 from training import selectors, services
 from training.models import TrainingJob
-from training.uploads import MAX_IMAGES
+from training.uploads import MAX_IMAGES, read_upload
 
 from ..access import refused, render_page, studio_view
 from ..errors import field_messages
@@ -82,7 +82,7 @@ def training_list(request: HttpRequest) -> HttpResponse:
                 job = services.training_job_create(
                     actor=request.principal,
                     category=category,
-                    files=[(f.name, f.read()) for f in uploads],
+                    files=[(f.name, read_upload(f)) for f in uploads],
                     rare_token=form["rare_token"].strip(),
                     class_prompt=form["class_prompt"],
                     instance_prompt=form["instance_prompt"],
