@@ -15,8 +15,9 @@ $(VENV)/.installed: requirements.txt | $(BIN)/activate
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt client/pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -e ./client
 	touch $@
 
 migrate: $(VENV)/.installed
