@@ -2,12 +2,19 @@
 settings under the ``CELERY_`` namespace).
 
 Queues: ``interactive`` and ``bulk`` (gpu workers, interactive first), ``train`` (one per GPU),
-``default`` (cpu worker: webhooks, catalog runs and exports, reapers, quality-judge calls).
+``default`` (cpu worker: webhooks, catalog runs and exports, reapers, quality-judge calls). A model
+family given a lane by ``EASEL_FAMILY_QUEUES`` has ``interactive-<lane>`` and ``bulk-<lane>``
+instead (generation/queues.py), created on first use by the worker that consumes them and the
+process that sends to them.
+
+Worker signals: each worker process serves its metrics on ``EASEL_WORKER_METRICS_PORT`` once
+ready, and every task starts with the log context of its job (or none).
 """
 
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun, worker_ready
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -72,3 +79,37 @@ app.conf.beat_schedule = {
         "options": {"queue": "default", "expires": 25},
     },
 }
+
+
+# Tasks whose first argument is a generation or training job's id (their log lines name it).
+JOB_TASKS = frozenset(
+    {
+        "generation.tasks.run_generation_interactive",
+        "generation.tasks.run_generation_bulk",
+        "generation.tasks.judge_generation",
+        "training.tasks.run_training_task",
+    }
+)
+
+
+@worker_ready.connect
+def _serve_worker_metrics(**_: object) -> None:
+    from .metrics import worker_metrics_serve
+
+    worker_metrics_serve()
+
+
+@task_prerun.connect
+def _bind_task_log_context(sender=None, args=None, **_: object) -> None:  # type: ignore[no-untyped-def]
+    from tenants.logcontext import log_context_bind
+
+    job_id = args[0] if getattr(sender, "name", None) in JOB_TASKS and args else ""
+    log_context_bind(request_id="", organization="", job_id=job_id)
+
+
+@task_postrun.connect
+def _clear_task_log_context(**_: object) -> None:
+    # The solo pool runs tasks in the consumer's thread: its next lines are about no job.
+    from tenants.logcontext import log_context_bind
+
+    log_context_bind(request_id="", organization="", job_id="")

@@ -1,4 +1,4 @@
-"""URL map: API v1, OpenAPI schema and docs, the studio, Django admin, health."""
+"""URL map: API v1, OpenAPI schema and docs, the studio, Django admin, health, metrics."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -10,6 +10,8 @@ from studio.admin_login import LockoutAdminAuthenticationForm
 from tenants.api.not_found import api_not_found, api_server_error
 from tenants.health import healthz, readyz
 
+from .metrics import metrics_view
+
 # The admin's sign-in counts failures and locks out like the studio's.
 admin.site.login_form = LockoutAdminAuthenticationForm
 
@@ -18,6 +20,7 @@ api_v1 = [
     path("", include("generation.api.quality")),
     path("", include("generation.api.templates")),
     path("", include("generation.api.urls")),
+    path("", include("generation.api.provenance")),
     path("", include("models_registry.api.urls")),
     path("", include("training.api")),
     path("", include("catalog.api")),
@@ -26,6 +29,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),  # operators only, like /readyz
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path(

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from . import outcomes, quality, storage
+from . import metrics, outcomes, quality, storage
 from .engine.quality.judges import JudgedImage
 from .models import GeneratedImage, GenerationJob, JobStatus
 from .running import Output, is_out_of_memory
@@ -37,6 +37,7 @@ def finish_batch(
     """Finish every job of a call that produced ``outputs``: canceled ones drop their images, the
     others store them and succeed, each charged its share of ``seconds`` (a storage error fails or
     retries only that job)."""
+    metrics.batch_made(jobs, outputs, seconds)
     total_images = sum(job.num_images for job in jobs) or 1
     batch_images = min(images_per_call or total_images, total_images)
     canceled = set(
@@ -84,9 +85,12 @@ def store_and_succeed(
     """
     from PIL import Image
 
+    from .provenance import image_id_for, job_provenance
+
     written: list[dict[str, Any]] = []
     judged: list[JudgedImage] = []
     size = (int(job.params["width"]), int(job.params["height"]))
+    marks = job_provenance(job)  # watermark policy and signer, once per job
     storage.objects_intended(job_id=job.id, keys=_keys(job, outputs))
     try:
         for out in outputs:
@@ -94,12 +98,16 @@ def store_and_succeed(
             if image is None:
                 image = Image.open(io.BytesIO(out.png_bytes), formats=["PNG", "JPEG"])
                 image.load()
-            data = storage.encode_png(image, png_metadata(job, seed=out.seed, index=out.index))
+            image_id = image_id_for(job_id=job.id, index=out.index, attempt=job.attempts)
+            image = marks.watermarked(image, image_id=image_id)
+            metadata = png_metadata(job, seed=out.seed, index=out.index)
+            data = marks.png(image, metadata, image_id=image_id)
             ids = {"org_id": job.organization_id, "job_id": job.id, "index": out.index}
             key = storage.image_key(**ids, attempt=job.attempts)
             thumb = storage.thumbnail_key(**ids, attempt=job.attempts)
             written.append(
                 {
+                    "id": image_id,
                     "index": out.index,
                     "seed": out.seed,
                     "storage_key": key,
@@ -111,7 +119,7 @@ def store_and_succeed(
                 }
             )
             storage.write_object(key, data)
-            storage.write_object(thumb, storage.encode_thumbnail(image))
+            storage.write_object(thumb, marks.thumbnail(image, image_id=image_id, seed=out.seed))
             judged.append(quality.judged_image(image, png=data, prompt=job.prompt, size=size))
     except Exception:
         delete_objects(written)
@@ -125,15 +133,17 @@ def store_and_succeed(
         def record_images(finished: GenerationJob) -> list[GeneratedImage]:
             rows = []
             for row, image_scores in zip(written, scores, strict=True):
+                fields = {
+                    "organization_id": finished.organization_id,
+                    "scores": image_scores,
+                    **{k: v for k, v in row.items() if k not in ("index", "id")},
+                }
                 image_row, _ = GeneratedImage.objects.update_or_create(
                     job=finished,
                     index=row["index"],
                     attempt=finished.attempts,
-                    defaults={
-                        "organization_id": finished.organization_id,
-                        "scores": image_scores,
-                        **{k: v for k, v in row.items() if k != "index"},
-                    },
+                    defaults=fields,
+                    create_defaults={**fields, "id": row["id"]},  # the id the files name
                 )
                 rows.append(image_row)
             storage.objects_kept(

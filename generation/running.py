@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
+from . import metrics
 from .models import GenerationJob, JobStatus
 
 
@@ -71,6 +72,7 @@ def run_local(
     images: list[Any] = []
     seconds = 0.0
     with pipeline_for(leader) as pipe:
+        metrics.pipeline_cache_sync()
         for start in range(0, len(specs), per_call):
             spec = BatchSpec(
                 width=int(p["width"]),
@@ -122,6 +124,7 @@ def pipeline_for(job: GenerationJob) -> Iterator[Any]:
     if version is None:
         use_adapter(pipe, lora_path=None, adapter_name=None)
     else:
+        metrics.adapter_activated(pipe, adapter_name=f"v{version.pk}", job=job)
         use_adapter(pipe, lora_path=materialize_version(version), adapter_name=f"v{version.pk}")
     yield pipe
 

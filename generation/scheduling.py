@@ -21,6 +21,7 @@ from django.db.models import F, Max, Min, Sum
 from django.utils import timezone
 
 from .models import GenerationJob, JobStatus
+from .queues import in_lane
 from .transitions import job_transition
 
 # How far back "served least recently" looks; older service counts as never.
@@ -41,13 +42,14 @@ def claim_job(*, job_id: object) -> GenerationJob | None:
     )
 
 
-def next_job_id(priorities: Sequence[str]) -> Any:
+def next_job_id(priorities: Sequence[str], *, lane: str = "") -> Any:
     """The job to run next: the first priority with runnable work, and in it the oldest job of the
-    organization with the fewest images running now, then the one served least recently."""
+    organization with the fewest images running now, then the one served least recently. Only
+    jobs of ``lane`` (``queues.in_lane``): a worker drains what its queues would bring it."""
     for priority in priorities:
         # attempts=0: a job waiting out its retry backoff runs when its delayed message says.
         runnable = GenerationJob.objects.filter(
-            status=JobStatus.PENDING, priority=priority, attempts=0
+            in_lane(lane), status=JobStatus.PENDING, priority=priority, attempts=0
         )
         oldest = dict(
             runnable.order_by()

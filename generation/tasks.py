@@ -1,7 +1,8 @@
 """Celery tasks for generation. Thin: they take ids and call the worker or a service.
 
 ``run_generation_interactive`` and ``run_generation_bulk`` are routed to the ``interactive`` and
-``bulk`` queues (config/celery_app.py); ``judge_generation`` (network judges) runs on ``default``,
+``bulk`` queues (config/celery_app.py), or to a GPU class's lane of them (``queues``);
+``judge_generation`` (network judges) runs on ``default``,
 and so does ``reap_generation_jobs``, from beat.
 No torch at import time: the worker module imports the engine inside its functions.
 """
@@ -51,12 +52,17 @@ def reap_generation_jobs() -> dict[str, int]:
 
 
 def enqueue_generation(*, job: GenerationJob, countdown: float | None = None) -> None:
-    """Send the job's task to its priority's queue once the current transaction commits."""
+    """Send the job's task to its queue (its priority's, or its GPU class's lane: ``queues``)
+    once the current transaction commits."""
     from .models import JobPriority
+    from .queues import job_queue
 
     task = run_generation_bulk if job.priority == JobPriority.BULK else run_generation_interactive
     job_id = str(job.id)
-    options = {"countdown": countdown} if countdown else {}
+    options: dict[str, object] = {"countdown": countdown} if countdown else {}
+    queue = job_queue(job)
+    if queue != job.priority:  # a GPU class's lane; the shared queues come from task_routes
+        options["queue"] = queue
     transaction.on_commit(lambda: task.apply_async(args=[job_id], **options))
 
 

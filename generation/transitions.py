@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -31,7 +32,7 @@ from tenants.audit import AuditVerb
 from tenants.principal import Principal
 from tenants.services import audit_event_record
 
-from . import signals
+from . import metrics, signals
 from .models import GenerationJob, JobStatus
 from .models.jobs import FINISHED_STATUSES
 
@@ -134,6 +135,9 @@ def job_transition(
     if to_status in FINISHED_STATUSES:
         job_finished_emit(job=job)
         signals.job_finished.send(sender=GenerationJob, job=job)
+    transaction.on_commit(
+        partial(metrics.job_transitioned, job, from_status=from_status, to_status=to_status)
+    )
     return job
 
 

@@ -15,6 +15,13 @@ Cancel in a batch. The step callback stops the pipeline call only when every job
 asked to be canceled; otherwise the call finishes and the canceled jobs' images are dropped (not
 stored, quota released), so one person's cancel never costs the others their images.
 
+Shutdown. On SIGTERM (Celery's warm shutdown, ``worker_shutting_down``) the task finishes the
+batch in hand and claims nothing more; if its own job was still waiting, its message is sent
+again for another worker, since the task's own is acknowledged when it returns.
+
+Lanes. A task drains only jobs of its own job's lane (``queues``): a worker whose queues carry
+one GPU class never takes another class's work from the database.
+
 The parts: ``scheduling`` (choose and claim), ``running`` (pipelines, inference, hosted calls),
 ``finishing`` (store, succeed, fail or retry), ``transitions`` (the one status change), ``leases``
 (the heartbeat that keeps a claim's leases while it runs).
@@ -23,18 +30,31 @@ The parts: ``scheduling`` (choose and claim), ``running`` (pipelines, inference,
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 
+from celery.signals import worker_shutting_down
 from django.conf import settings
+
+from tenants.logcontext import log_context_bind
 
 from .finishing import fail_or_retry, finish_batch, finish_canceled
 from .leases import lease_heartbeat
 from .models import GenerationJob, JobPriority, JobStatus
+from .queues import lane_of
 from .running import generate, is_out_of_memory, release_accelerator_memory
 from .scheduling import claim_batch_mates, claim_job, next_job_id
 
 logger = logging.getLogger(__name__)
+
+# Set in the worker's main process when a warm shutdown begins; the solo pool runs tasks there.
+shutting_down = threading.Event()
+
+
+@worker_shutting_down.connect
+def _stop_draining(**_: object) -> None:
+    shutting_down.set()
 
 
 def generation_run(*, job_id: object) -> list[GenerationJob]:
@@ -45,9 +65,14 @@ def generation_run(*, job_id: object) -> list[GenerationJob]:
     first, then bulk ones. A job on a retry (``attempts > 0``) is run at once: its message was
     delayed by the backoff and says now.
     """
-    job = GenerationJob.objects.filter(id=job_id).only("status", "priority", "attempts").first()
+    job = (
+        GenerationJob.objects.filter(id=job_id)
+        .only("status", "priority", "attempts", "params")
+        .first()
+    )
     if job is None or job.status != JobStatus.PENDING:
         return []
+    lane = lane_of(job.params.get("family"))
     deadline = time.monotonic() + float(settings.EASEL_WORKER_DRAIN_SECONDS)
     priorities = [JobPriority.INTERACTIVE]
     if job.priority == JobPriority.BULK:
@@ -56,13 +81,19 @@ def generation_run(*, job_id: object) -> list[GenerationJob]:
     if job.attempts > 0:
         ran += _run_from(job_id)
     lost_race = None
-    while _still_waiting(job_id, attempts=job.attempts) or time.monotonic() < deadline:
-        next_id = next_job_id(priorities)
+    while not shutting_down.is_set() and (
+        _still_waiting(job_id, attempts=job.attempts) or time.monotonic() < deadline
+    ):
+        next_id = next_job_id(priorities, lane=lane)
         if next_id is None or next_id == lost_race:
             break
         batch = _run_from(next_id)
         lost_race = None if batch else next_id  # another worker claimed it between pick and claim
         ran += batch
+    if shutting_down.is_set() and _still_waiting(job_id, attempts=job.attempts):
+        from .tasks import enqueue_generation
+
+        enqueue_generation(job=job)
     return ran
 
 
@@ -76,6 +107,7 @@ def _run_from(job_id: object) -> list[GenerationJob]:
     leader = claim_job(job_id=job_id)
     if leader is None:
         return []
+    log_context_bind(job_id=leader.id, organization=leader.organization.slug)
     with lease_heartbeat([leader.id]) as beat:
         mates = claim_batch_mates(leader=leader, max_images=_batch_size())
         beat.job_ids.extend(mate.id for mate in mates)

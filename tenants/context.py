@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+from .logcontext import log_context_bind
 from .models import ApiKey, Membership
 from .principal import Principal
 from .selectors import api_key_creator_role
@@ -18,6 +19,7 @@ def principal_for_request(request: HttpRequest) -> Principal | None:
         return cached
     principal = _resolve(request)
     request._easel_principal = principal  # type: ignore[attr-defined]
+    log_context_bind(organization=principal.org.slug if principal else "")
     return principal
 
 

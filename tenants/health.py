@@ -53,13 +53,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def _is_staff(request: HttpRequest) -> bool:
+def is_staff(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_active and user.is_staff)
 
 
-def _has_readiness_token(request: HttpRequest) -> bool:
-    expected = settings.EASEL_READINESS_TOKEN
+def bearer_token_matches(request: HttpRequest, expected: str) -> bool:
+    """The request carries ``Authorization: Bearer <expected>`` (an operator's token)."""
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if not expected or scheme.lower() != "bearer" or not presented.strip():
         return False
@@ -69,8 +69,8 @@ def _has_readiness_token(request: HttpRequest) -> bool:
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness for operators: 200 when every check passes, else 503 naming the failing ones."""
-    staff = _is_staff(request)
-    if not staff and not _has_readiness_token(request):
+    staff = is_staff(request)
+    if not staff and not bearer_token_matches(request, settings.EASEL_READINESS_TOKEN):
         message = (
             "Readiness details are for operators: sign in as staff or send "
             "'Authorization: Bearer <EASEL_READINESS_TOKEN>'. /healthz answers anyone."

@@ -148,6 +148,13 @@ def _check_one(name: str, data: bytes, *, resolution: int) -> InstanceImage | st
     )
 
 
+def image_file_check(name: str, data: bytes) -> str | None:
+    """Why an uploaded image is refused, or None: checks 1–3 and 5 above (not the training
+    resolution), for uploads other than training photos (``POST /provenance/verify``)."""
+    checked = _check_one(name, data, resolution=1)
+    return checked if isinstance(checked, str) else None
+
+
 def instance_images_validate(
     files: Sequence[tuple[str, bytes]], *, resolution: int
 ) -> list[InstanceImage]:

@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from generation import storage
+from tenants import metrics
 
 from .models import TrainingImage, TrainingJob, TrainingStatus
 from .services import training_lease_until, training_log_append
@@ -65,6 +66,7 @@ class _Watch:
             # Resumed from a checkpoint older than the last step recorded: those steps are redone.
             self.curve = [point for point in self.curve if point[0] < p.step]
         self.curve.append([p.step, round(float(p.loss), 6)])
+        metrics.TRAINING_STEPS.labels(mode=self.job.mode).inc()
         now = time.monotonic()
         if now - self.last_write < PROGRESS_WRITE_SECONDS and p.step < p.total:
             return

@@ -8,6 +8,7 @@ switch to PostgreSQL, Redis/RabbitMQ and S3. Any variable may be given as ``<NAM
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import environ
@@ -44,8 +45,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's assets, served locally: /api/docs/ works offline
     "django_celery_beat",
+    "django_prometheus",
     "tenants",
     "models_registry",
+    "provenance",
     "generation",
     "training",
     "catalog",
@@ -53,6 +56,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last: django-prometheus times every request and counts responses by view.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # A request id (X-Request-ID, echoed back) on every log line the request writes.
+    "tenants.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -61,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -342,10 +350,80 @@ EASEL_JUDGE_MAX_RETRIES = env.int("EASEL_JUDGE_MAX_RETRIES", default=2)
 # A job waiting on the CPU worker's judges is handed to another worker after this long.
 EASEL_JUDGE_LEASE_SECONDS = env.int("EASEL_JUDGE_LEASE_SECONDS", default=600)
 
+
+# --- Operations: routing by GPU class, metrics, logs ---------------------------------------------
+def _family_queues(pairs: list[str]) -> dict[str, str]:
+    """``["sdxl=xl", "sd15"]`` → ``{"sdxl": "xl", "sd15": "sd15"}``, refusing what is not."""
+    lanes = {}
+    for pair in pairs:
+        family, _, lane = (part.strip() for part in pair.partition("="))
+        lane = lane or family
+        if not (re.fullmatch(r"[a-z0-9]+", family) and re.fullmatch(r"[a-z0-9][a-z0-9_]*", lane)):
+            raise ValueError(
+                f"EASEL_FAMILY_QUEUES: {pair!r} is not 'family=lane' (e.g. 'sdxl=xl' or 'sdxl')"
+            )
+        lanes[family] = lane
+    return lanes
+
+
+# Model families whose jobs get queues of their own, so that only workers whose GPU holds the family
+# take them: "sdxl=xl" sends sdxl jobs to `interactive-xl` and `bulk-xl`; a bare family is its own
+# lane ("sdxl" → `interactive-sdxl`). Other families stay on `interactive` and `bulk`. Every process
+# (web, workers, beat) must read the same value: the web and the reaper enqueue.
+EASEL_FAMILY_QUEUES = _family_queues(env.list("EASEL_FAMILY_QUEUES", default=[]))
+# Bearer token that lets Prometheus read /metrics (as staff sessions can); empty: staff only.
+EASEL_METRICS_TOKEN = _secret("EASEL_METRICS_TOKEN", default="") or ""
+# A Celery worker serves its own series on this port (0: off) and address; one port per worker
+# process (e.g. 9100 + the GPU index). The exporter has no authentication: a private network only.
+EASEL_WORKER_METRICS_PORT = env.int("EASEL_WORKER_METRICS_PORT", default=0)
+EASEL_WORKER_METRICS_ADDR = env.str("EASEL_WORKER_METRICS_ADDR", default="127.0.0.1")
+# prometheus-client's multiprocess mode (gunicorn's workers, a prefork pool): the folder the
+# processes write their values to; /metrics then adds up every process on the host.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# `plain` lines, or `json`: one object a line with request_id, organization and job_id.
+EASEL_LOG_FORMAT = env.str("EASEL_LOG_FORMAT", default="plain")
+if EASEL_LOG_FORMAT not in {"plain", "json"}:
+    raise ValueError(f"EASEL_LOG_FORMAT must be 'plain' or 'json', not {EASEL_LOG_FORMAT!r}")
+# Celery's own log format would replace the JSON one in workers; the console handler below serves.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = EASEL_LOG_FORMAT != "json"
+
+# Provenance (provenance/): every stored image carries C2PA content credentials and an XMP packet
+# (IPTC digital source type, credit, a link back). Signed with the organization's chain when
+# EASEL_PROVENANCE_ORG_CREDENTIALS_DIR/<slug>/{chain.pem,key.pem} exists, else the platform's
+# (PEM text, or *_FILE paths: the signing certificate first, then intermediates; an unencrypted
+# PKCS#8 key). Without one, EASEL_PROVENANCE_DEV_CERT signs with a development chain made under
+# var/provenance/ (for laptops and tests: turn it off in production); EASEL_PROVENANCE_SIGN=0
+# stores images without content credentials.
+EASEL_PROVENANCE_SIGN = env.bool("EASEL_PROVENANCE_SIGN", default=True)
+EASEL_PROVENANCE_CERT_CHAIN = _secret("EASEL_PROVENANCE_CERT_CHAIN", default="") or ""
+EASEL_PROVENANCE_PRIVATE_KEY = _secret("EASEL_PROVENANCE_PRIVATE_KEY", default="") or ""
+EASEL_PROVENANCE_ORG_CREDENTIALS_DIR = env.str("EASEL_PROVENANCE_ORG_CREDENTIALS_DIR", default="")
+EASEL_PROVENANCE_DEV_CERT = env.bool("EASEL_PROVENANCE_DEV_CERT", default=True)
+EASEL_PROVENANCE_DEV_CERT_DIR = VAR_DIR / "provenance"
+# Roots that POST /api/v1/provenance/verify reports as trusted (PEM), besides the organizations'
+# root.pem files and the development root; an RFC 3161 timestamp authority to countersign with.
+EASEL_PROVENANCE_TRUST_ANCHORS = _secret("EASEL_PROVENANCE_TRUST_ANCHORS", default="") or ""
+EASEL_PROVENANCE_TSA_URL = env.str("EASEL_PROVENANCE_TSA_URL", default="")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "tenants.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s "
+            "%(organization)s %(job_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": EASEL_LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("EASEL_LOG_LEVEL", default="INFO")},
 }

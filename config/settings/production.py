@@ -12,6 +12,9 @@ if not SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:  # noqa: 
     )
 
 DEBUG = False
+# Content credentials are signed with the configured certificate, never a development chain:
+# without one, `check` (and so `migrate`) fails with provenance.E001 naming what to set.
+EASEL_PROVENANCE_DEV_CERT = env.bool("EASEL_PROVENANCE_DEV_CERT", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)

@@ -142,6 +142,7 @@ def test_seed_demo_refuses_to_run_under_production_settings(tmp_path):
             "SECRET_KEY": "k" * 20 + "9Zq!x" * 8,
             "DATABASE_URL": f"sqlite:///{database}",
             "EASEL_VAR_DIR": str(tmp_path),
+            "EASEL_PROVENANCE_SIGN": "0",  # past provenance's start-up check, to seed_demo's own
         },
     )
     assert result.returncode != 0
@@ -176,6 +177,15 @@ def test_production_refuses_to_start_without_secret_key():
 def test_production_passes_check_deploy_with_no_warnings(tmp_path):
     secret_file = tmp_path / "secret"
     secret_file.write_text("k" * 20 + "9Zq!x" * 8)
-    result = _run_production_check({"SECRET_KEY_FILE": str(secret_file)})
+    from provenance.engine.certificates import development_chain
+
+    development_chain().write(tmp_path / "chain")  # production signs with a configured chain
+    result = _run_production_check(
+        {
+            "SECRET_KEY_FILE": str(secret_file),
+            "EASEL_PROVENANCE_CERT_CHAIN_FILE": str(tmp_path / "chain" / "chain.pem"),
+            "EASEL_PROVENANCE_PRIVATE_KEY_FILE": str(tmp_path / "chain" / "key.pem"),
+        }
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
