@@ -431,7 +431,7 @@ def catalog_import(
         catalog=catalog,
         file_name=file_name[:255],
         file_format=fmt,
-        created_by=actor.user if getattr(actor.user, "is_authenticated", False) else None,
+        created_by=actor.person,
         created_by_api_key=actor.api_key,
     )
     context = _Context(

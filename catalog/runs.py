@@ -33,6 +33,7 @@ from django.utils import timezone
 from generation.models import GenerationJob, JobPriority, JobStatus
 from generation.protocol import GenerationRequestSerializer
 from generation.services import JobNotCancelable, generation_job_cancel, generation_job_create
+from generation.template_selectors import prompt_template_latest_list
 from tenants.audit import AuditVerb
 from tenants.errors import Conflict, LimitExceeded
 from tenants.models import Organization
@@ -148,7 +149,7 @@ def catalog_run_create(
         mode=mode,
         schedule=schedule,
         team=actor.team if actor else None,
-        created_by=actor.user if actor and getattr(actor.user, "is_authenticated", False) else None,
+        created_by=actor.person if actor else None,
         created_by_api_key=actor.api_key if actor else None,
     )
     audit_event_record(
@@ -198,32 +199,24 @@ def catalog_run_start(*, run_id: Any) -> CatalogRun | None:
     return run
 
 
-def _request_for(product: Product, catalog: Catalog) -> dict[str, Any]:
+def _request_for(product: Product, catalog: Catalog, templates: dict[str, Any]) -> dict[str, Any]:
+    """The generation request for ``product``: its template with the variables that template
+    names (from its attributes, name and SKU), or its name as the prompt. A template gone or a
+    variable missing is the protocol's to refuse, with its own message."""
+    from generation.templates import template_variables
+
     application = product.template or catalog.default_template
     data: dict[str, Any] = {"category": product.category.slug, "num_images": 1}
-    if application:
-        from generation.template_selectors import prompt_template_latest_list
-        from generation.templates import template_variables
-
-        template = (
-            prompt_template_latest_list(org=catalog.organization)
-            .filter(application=application)
-            .first()
-        )
-        if template is None:
-            raise ValidationError({"template": f"Template '{application}' no longer exists."})
-        offered = {**product.attributes, **{v: getattr(product, v) for v in ROW_VARIABLES}}
-        needed = template_variables(template.text)
-        missing = [v for v in needed if v not in offered]
-        if missing:
-            raise ValidationError(
-                {"variables": f"Template '{application}' needs {', '.join(missing)}."}
-            )
-        data["template"] = application
-        data["variables"] = {v: offered[v] for v in needed}
-    else:
-        data["prompt"] = product.name
-    return data
+    if not application:
+        return {**data, "prompt": product.name}
+    template = templates.get(application)
+    offered = {**product.attributes, **{v: getattr(product, v) for v in ROW_VARIABLES}}
+    needed = template_variables(template.text) if template else []
+    return {
+        **data,
+        "template": application,
+        "variables": {v: offered[v] for v in needed if v in offered},
+    }
 
 
 def _messages(errors: Any) -> str:
@@ -234,13 +227,15 @@ def _messages(errors: Any) -> str:
     return str(errors)
 
 
-def _submit(run: CatalogRun, item: RunItem, actor: Principal) -> None:
+def _submit(run: CatalogRun, item: RunItem, actor: Principal, templates: dict[str, Any]) -> None:
     """Create ``item``'s job and mark it submitted, in one savepoint; a job that cannot be made
     fails the item with the reason. ``LimitExceeded`` (quota) propagates."""
     product = item.product
     try:
         with transaction.atomic():
-            serializer = GenerationRequestSerializer(data=_request_for(product, run.catalog))
+            serializer = GenerationRequestSerializer(
+                data=_request_for(product, run.catalog, templates)
+            )
             if not serializer.is_valid():
                 raise ValidationError(_messages(serializer.errors))
             job = generation_job_create(
@@ -287,6 +282,9 @@ def catalog_run_advance(*, run_id: Any) -> int:
         submitted = 0
         if room:
             actor = run_system_principal(run)
+            templates = {
+                t.application: t for t in prompt_template_latest_list(org=run.organization)
+            }
             queued = (
                 run.items.filter(status=ItemStatus.QUEUED)
                 .select_related("product", "product__category")
@@ -294,7 +292,7 @@ def catalog_run_advance(*, run_id: Any) -> int:
             )
             for item in queued:
                 try:
-                    _submit(run, item, actor)
+                    _submit(run, item, actor, templates)
                 except LimitExceeded as exc:
                     reason = f"Paused: {exc.message}"[:300]
                     run_transition(

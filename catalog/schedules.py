@@ -127,7 +127,7 @@ def catalog_schedule_create(
         interval_minutes=interval_minutes,
         time_zone=time_zone,
         enabled=enabled,
-        created_by=actor.user if getattr(actor.user, "is_authenticated", False) else None,
+        created_by=actor.person,
     )
     _sync_periodic_task(schedule)
     audit_event_record(

@@ -28,7 +28,7 @@ def catalog_create(
         slug=slug,
         name=name or slug,
         default_template=default_template,
-        created_by=actor.user if getattr(actor.user, "is_authenticated", False) else None,
+        created_by=actor.person,
     )
     catalog.full_clean(exclude=["organization", "created_by"], validate_unique=False)
     if default_template:

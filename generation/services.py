@@ -122,7 +122,7 @@ def generation_job_create(
         id=uuid.uuid4(),
         organization=org,
         team=actor.team,
-        created_by=actor.user if getattr(actor.user, "is_authenticated", False) else None,
+        created_by=actor.person,
         created_by_api_key=actor.api_key,
         template_id=template_id,
         template_version=template_version,

@@ -35,6 +35,12 @@ class Principal:
         return action in self.actions
 
     @property
+    def person(self) -> AbstractBaseUser | None:
+        """The signed-in user acting, for ``created_by`` fields: None for an API key or the
+        system."""
+        return self.user if getattr(self.user, "is_authenticated", False) else None
+
+    @property
     def label(self) -> str:
         if self.api_key is not None:
             return f"api-key:{self.api_key.prefix}"

@@ -111,7 +111,7 @@ def training_job_create(
         id=uuid.uuid4(),
         organization=actor.org,
         team=actor.team,
-        created_by=actor.user if getattr(actor.user, "is_authenticated", False) else None,
+        created_by=actor.person,
         created_by_api_key=actor.api_key,
         category=category,
         base_model=base,

@@ -165,7 +165,7 @@ def test_an_item_whose_job_cannot_be_made_fails_with_the_reason_and_the_run_goes
     run = _start(owner, catalog)
     failed = run.items.get(product__sku="SKU-001")
     assert failed.status == ItemStatus.FAILED and failed.job is None
-    assert "Template 'listing' needs colour" in failed.error
+    assert "Missing variables: colour." in failed.error
     assert run.items.get(product__sku="SKU-002").status == ItemStatus.SUBMITTED
 
 
