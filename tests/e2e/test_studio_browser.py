@@ -200,7 +200,10 @@ def _filter_queue(browser, **values: str) -> list[str]:  # type: ignore[no-untyp
         field = browser.find_element(By.NAME, name)
         field.clear()
         field.send_keys(values.get(name, ""))
+    page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.XPATH, "//form[@class='filters']//button[text()='Filter']").click()
+    # The new page, not the URL: a second filtering starts from a URL that already matches.
+    WebDriverWait(browser, 10).until(ec.staleness_of(page))
     WebDriverWait(browser, 10).until(ec.url_contains("min_score="))
     return [
         t.get_attribute("data-image")
