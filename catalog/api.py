@@ -29,6 +29,7 @@ from tenants.api.base import (
     ResponseModelSerializer,
     StrictSerializer,
 )
+from tenants.api.filters import AnyOfFilter
 from tenants.api.idempotency import with_idempotency
 from tenants.api.schema import error_response
 from tenants.models import Organization
@@ -346,6 +347,15 @@ class ProgressSerializer(serializers.Serializer):
     eta_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
 
+class CatalogRunListSerializer(serializers.ListSerializer):
+    """A page of runs counts the items of all its runs in one query, not one query per run."""
+
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        page = list(data.all() if isinstance(data, QuerySet) else data)
+        self.child.context["progress"] = runs.run_progress_by_run(page)
+        return super().to_representation(page)
+
+
 class CatalogRunSerializer(ResponseModelSerializer):
     catalog = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     schedule = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
@@ -371,10 +381,12 @@ class CatalogRunSerializer(ResponseModelSerializer):
             "finished_at",
             "links",
         ]
+        list_serializer_class = CatalogRunListSerializer
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, obj: CatalogRun) -> dict[str, Any]:
-        p = runs.run_progress(obj)
+        page = self.context.get("progress") or {}
+        p = page[obj.pk] if obj.pk in page else runs.run_progress(obj)
         return {
             "counts": p.counts,
             "total": p.total,
@@ -414,7 +426,7 @@ class ExportSerializer(serializers.Serializer):
 
 class RunFilter(django_filters.FilterSet):
     catalog = django_filters.CharFilter(field_name="catalog__slug")
-    status = django_filters.MultipleChoiceFilter(choices=RunStatus.choices)
+    status = AnyOfFilter(choices=RunStatus.choices)
     mode = django_filters.ChoiceFilter(choices=RunMode.choices)
 
     class Meta:
@@ -423,7 +435,7 @@ class RunFilter(django_filters.FilterSet):
 
 
 class ItemFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=ItemStatus.choices)
+    status = AnyOfFilter(choices=ItemStatus.choices)
 
     class Meta:
         model = RunItem

@@ -221,7 +221,13 @@ class CatalogRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["organization", "status"])]
+        # The run list, newest first, and its status and catalog filters (a schedule every
+        # few minutes makes tens of thousands of runs a year).
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="run_org_created"),
+            models.Index(fields=["organization", "status", "-created_at"], name="run_org_status"),
+            models.Index(fields=["organization", "catalog", "-created_at"], name="run_org_catalog"),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.catalog_id}"

@@ -412,9 +412,27 @@ def catalog_run_cancel(*, actor: Principal, run: CatalogRun) -> CatalogRun:
 
 def run_progress(run: CatalogRun) -> RunProgress:
     """Items per status and an ETA from the run's pace so far (None before anything finished)."""
-    rows = run.items.values("status").annotate(n=Count("id"))
+    rows = run.items.values("status").annotate(n=Count("id")).order_by()
+    return _progress(run, {row["status"]: row["n"] for row in rows})
+
+
+def run_progress_by_run(runs: list[CatalogRun]) -> dict[Any, RunProgress]:
+    """``run_progress`` of each of ``runs`` (a page of the run list) from one grouped query."""
+    rows = (
+        RunItem.objects.filter(run__in=[run.pk for run in runs])
+        .values("run_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    by_run: dict[Any, dict[str, int]] = {run.pk: {} for run in runs}
+    for row in rows:
+        by_run[row["run_id"]][row["status"]] = row["n"]
+    return {run.pk: _progress(run, by_run[run.pk]) for run in runs}
+
+
+def _progress(run: CatalogRun, found: dict[str, int]) -> RunProgress:
     counts = dict.fromkeys(ItemStatus.values, 0)
-    counts.update({row["status"]: row["n"] for row in rows})
+    counts.update(found)
     finished = sum(counts[s] for s in ITEM_FINISHED)
     total = sum(counts.values())
     eta = None

@@ -30,7 +30,7 @@ def get_product_for_org(*, org: Organization, product_id: object) -> Product:
 
 
 def catalog_import_list_for_org(*, org: Organization) -> QuerySet[CatalogImport]:
-    return CatalogImport.objects.filter(organization=org).select_related("catalog")
+    return CatalogImport.objects.filter(organization=org).select_related("catalog", "created_by")
 
 
 def get_catalog_import_for_org(*, org: Organization, import_id: object) -> CatalogImport:
@@ -38,7 +38,9 @@ def get_catalog_import_for_org(*, org: Organization, import_id: object) -> Catal
 
 
 def catalog_run_list_for_org(*, org: Organization) -> QuerySet[CatalogRun]:
-    return CatalogRun.objects.filter(organization=org).select_related("catalog", "schedule")
+    return CatalogRun.objects.filter(organization=org).select_related(
+        "catalog", "schedule", "created_by"
+    )
 
 
 def get_catalog_run_for_org(*, org: Organization, run_id: object) -> CatalogRun:
@@ -50,8 +52,10 @@ def run_item_list(*, run: CatalogRun) -> QuerySet[RunItem]:
 
 
 def catalog_schedule_list_for_org(*, org: Organization) -> QuerySet[CatalogSchedule]:
+    """Schedules with their beat rows and clocks: ``schedules.next_run_at`` reads the clock of
+    each (the interval's or the crontab's row), which would otherwise be a query per schedule."""
     return CatalogSchedule.objects.filter(organization=org).select_related(
-        "catalog", "periodic_task"
+        "catalog", "periodic_task", "periodic_task__interval", "periodic_task__crontab"
     )
 
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from tenants.models import Organization
 
@@ -27,6 +27,14 @@ def deliverable_image_list_for_org(*, org: Organization) -> QuerySet[GeneratedIm
     ).order_by("-created_at", "index")
 
 
+def _not_reviewed() -> Exists:
+    """No decision yet, as NOT EXISTS: PostgreSQL plans it as an anti-join and estimates it from
+    the reviews' statistics. ``review__isnull=True`` (a left join and ``review.id IS NULL``) is
+    estimated at one row, so the planner hashed every review instead of reading the queue's
+    index in order and stopping after a page (684 ms vs a few at 100,000 images)."""
+    return ~Exists(ImageReview.objects.filter(image=OuterRef("pk")))
+
+
 def review_queue_for_org(
     *,
     org: Organization,
@@ -40,7 +48,7 @@ def review_queue_for_org(
     """Images awaiting review: delivered, not failed by the gate, not yet decided. Oldest first,
     so the queue drains in the order images arrived. ``product_ref`` keeps a catalog product's
     images, ``jobs`` (ids, e.g. a catalog run's as a subquery) those of these jobs."""
-    queue = deliverable_image_list_for_org(org=org).filter(review__isnull=True)
+    queue = deliverable_image_list_for_org(org=org).filter(_not_reviewed())
     # has_key first: a row without a verdict must not vanish in SQL's NULL logic.
     queue = queue.exclude(Q(scores__has_key="passed") & Q(scores__passed=False))
     if category:
@@ -64,7 +72,7 @@ def gallery_for_org(
     """Delivered images, optionally only ``approved``/``rejected``/``pending`` ones."""
     images = deliverable_image_list_for_org(org=org)
     if status == "pending":
-        images = images.filter(review__isnull=True)
+        images = images.filter(_not_reviewed())
     elif status in ReviewStatus.values:
         images = images.filter(review__status=status)
     if category:

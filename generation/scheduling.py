@@ -5,12 +5,18 @@ a redelivered or duplicate message finds the job no longer pending and does noth
 ``next_job_id`` picks the next job: interactive before bulk, and within a priority the oldest job
 of the organization that has the fewest images running now and was served least recently, so one
 organization's backlog takes turns with everyone else's work instead of delaying it. A job waiting
-out a retry backoff is left alone until its delayed message comes. ``claim_batch_mates`` fills a
-pipeline call with compatible jobs (same ``batch_key``), taking each organization's in turn.
+out a retry backoff is left alone until its delayed message comes. Within the organization whose
+turn it is, a job for the model the worker has warm (``warm``) goes before older jobs for other
+models — model affinity, so a mixed backlog is run in runs of one model instead of switching
+adapters every job — unless that organization's oldest job has waited
+``EASEL_AFFINITY_MAX_WAIT_SECONDS``. ``claim_batch_mates`` fills a pipeline call with compatible
+jobs (same ``batch_key``), taking each organization's in turn; ``gather_batch_mates`` keeps doing
+so for a short bounded window while the batch is not full (dynamic batching).
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -20,7 +26,7 @@ from django.conf import settings
 from django.db.models import F, Max, Min, Sum
 from django.utils import timezone
 
-from .models import GenerationJob, JobStatus
+from .models import GenerationJob, JobPriority, JobStatus
 from .queues import in_lane
 from .transitions import job_transition
 
@@ -42,10 +48,20 @@ def claim_job(*, job_id: object) -> GenerationJob | None:
     )
 
 
-def next_job_id(priorities: Sequence[str], *, lane: str = "") -> Any:
+# (base_model_id, model_version_id): the pipeline a worker has warm.
+WarmModel = tuple[Any, Any]
+
+
+def model_of(job: GenerationJob) -> WarmModel:
+    return (job.base_model_id, job.model_version_id)
+
+
+def next_job_id(priorities: Sequence[str], *, lane: str = "", warm: WarmModel | None = None) -> Any:
     """The job to run next: the first priority with runnable work, and in it the oldest job of the
-    organization with the fewest images running now, then the one served least recently. Only
-    jobs of ``lane`` (``queues.in_lane``): a worker drains what its queues would bring it."""
+    organization with the fewest images running now, then the one served least recently — its
+    oldest job for the ``warm`` model if it has one and its oldest job has not waited past the
+    affinity bound. Only jobs of ``lane`` (``queues.in_lane``): a worker drains what its queues
+    would bring it."""
     for priority in priorities:
         # attempts=0: a job waiting out its retry backoff runs when its delayed message says.
         runnable = GenerationJob.objects.filter(
@@ -60,12 +76,18 @@ def next_job_id(priorities: Sequence[str], *, lane: str = "") -> Any:
         if not oldest:
             continue
         org_id = min(oldest, key=_fair_order(priority, oldest))
-        return (
-            runnable.filter(organization_id=org_id)
-            .order_by("created_at")
-            .values_list("id", flat=True)
-            .first()
-        )
+        queue = runnable.filter(organization_id=org_id).order_by("created_at")
+        bound = timedelta(seconds=settings.EASEL_AFFINITY_MAX_WAIT_SECONDS)
+        if warm is not None and oldest[org_id] > timezone.now() - bound:
+            base_model_id, model_version_id = warm
+            same_model = (
+                queue.filter(base_model_id=base_model_id, model_version_id=model_version_id)
+                .values_list("id", flat=True)
+                .first()
+            )
+            if same_model is not None:
+                return same_model
+        return queue.values_list("id", flat=True).first()
     return None
 
 
@@ -128,6 +150,32 @@ def claim_batch_mates(*, leader: GenerationJob, max_images: int) -> list[Generat
         if budget <= 0:
             break
     return mates
+
+
+def gather_batch_mates(
+    *, leader: GenerationJob, mates: list[GenerationJob], max_images: int
+) -> list[GenerationJob]:
+    """Wait up to the priority's batching window (``EASEL_BATCH_WINDOW_MS``, bulk:
+    ``EASEL_BULK_BATCH_WINDOW_MS``) for more compatible jobs while the batch has room, claiming
+    them as they arrive; returns the mates claimed meanwhile. A full batch, or a window of 0,
+    starts at once, so a lone job is never delayed by more than the window."""
+    window_ms = (
+        settings.EASEL_BULK_BATCH_WINDOW_MS
+        if leader.priority == JobPriority.BULK
+        else settings.EASEL_BATCH_WINDOW_MS
+    )
+    if window_ms <= 0 or leader.backend != "local":
+        return []
+    deadline = time.monotonic() + window_ms / 1000.0
+    poll = max(window_ms / 5000.0, 0.001)
+    room = max_images - leader.num_images - sum(mate.num_images for mate in mates)
+    more: list[GenerationJob] = []
+    while room > 0 and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(poll, left))
+        arrived = claim_batch_mates(leader=leader, max_images=leader.num_images + room)
+        more += arrived
+        room -= sum(mate.num_images for mate in arrived)
+    return more
 
 
 def _interleave(queues: list[list[Any]]) -> Iterator[list[Any]]:

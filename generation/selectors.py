@@ -11,13 +11,18 @@ from .models import GeneratedImage, GenerationAttempt, GenerationJob
 
 
 def generation_job_list_for_org(*, org: Organization) -> QuerySet[GenerationJob]:
-    """Jobs with every attempt's images (``job.images.all()``, by index then attempt) and the
-    attempts' records, prefetched."""
+    """Jobs with every attempt's images (``job.images.all()``, by index then attempt, each with
+    its review) and the attempts' records, prefetched."""
     return (
         GenerationJob.objects.filter(organization=org)
         .select_related("category", "template", "model_version", "base_model", "team")
         .prefetch_related(
-            Prefetch("images", queryset=GeneratedImage.objects.order_by("index", "attempt")),
+            Prefetch(
+                "images",
+                queryset=GeneratedImage.objects.select_related("review").order_by(
+                    "index", "attempt"
+                ),
+            ),
             Prefetch("attempt_log", queryset=GenerationAttempt.objects.order_by("number")),
         )
     )

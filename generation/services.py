@@ -85,6 +85,19 @@ def estimate_gpu_seconds(*, params: Mapping[str, Any], num_images: int) -> float
     return round(num_images * steps * pixels / (512 * 512) * settings.EASEL_GPU_SECONDS_PER_STEP, 3)
 
 
+# A new job's relations: the rows its create just resolved, so not checked again by full_clean.
+_JOB_RELATIONS = [
+    "organization",
+    "team",
+    "created_by",
+    "created_by_api_key",
+    "template",
+    "category",
+    "base_model",
+    "model_version",
+]
+
+
 @transaction.atomic
 def generation_job_create(
     *,
@@ -141,7 +154,10 @@ def generation_job_create(
         product_ref=product_ref,
     )
     job.batch_key = job_batch_key(job, values)
-    job.full_clean(exclude=["params", "template", "category", "base_model", "model_version"])
+    # The fields' own checks (lengths, choices); not the foreign keys, which are the rows this
+    # request just resolved (and the database's constraints), nor a fresh uuid4's uniqueness:
+    # those were four SELECTs per submission.
+    job.full_clean(exclude=[*_JOB_RELATIONS, "params"], validate_unique=False)
     job.save(force_insert=True)
     quotas.quota_reserve(
         org=org,

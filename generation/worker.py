@@ -19,6 +19,13 @@ Shutdown. On SIGTERM (Celery's warm shutdown, ``worker_shutting_down``) the task
 batch in hand and claims nothing more; if its own job was still waiting, its message is sent
 again for another worker, since the task's own is acknowledged when it returns.
 
+Batch formation. A batch that is not full waits a bounded window (``EASEL_BATCH_WINDOW_MS``,
+bulk ``EASEL_BULK_BATCH_WINDOW_MS``) for compatible jobs still arriving, as Triton's dynamic
+batcher does, so requests sent one by one share calls while a lone interactive job is delayed by
+at most the window. Model affinity: the next job is taken for the model the process has warm when
+the organization whose turn it is has one (``scheduling.next_job_id``), so a backlog over many
+LoRA versions switches adapters once per run of a version instead of once per job.
+
 Lanes. A task drains only jobs of its own job's lane (``queues``): a worker whose queues carry
 one GPU class never takes another class's work from the database.
 
@@ -44,12 +51,21 @@ from .leases import lease_heartbeat
 from .models import GenerationJob, JobPriority, JobStatus
 from .queues import lane_of
 from .running import generate, is_out_of_memory, release_accelerator_memory
-from .scheduling import claim_batch_mates, claim_job, next_job_id
+from .scheduling import (
+    WarmModel,
+    claim_batch_mates,
+    claim_job,
+    gather_batch_mates,
+    model_of,
+    next_job_id,
+)
 
 logger = logging.getLogger(__name__)
 
 # Set in the worker's main process when a warm shutdown begins; the solo pool runs tasks there.
 shutting_down = threading.Event()
+# The model of the last batch this process ran: the pipeline (and adapter) it has warm.
+_warm: WarmModel | None = None
 
 
 @worker_shutting_down.connect
@@ -84,7 +100,7 @@ def generation_run(*, job_id: object) -> list[GenerationJob]:
     while not shutting_down.is_set() and (
         _still_waiting(job_id, attempts=job.attempts) or time.monotonic() < deadline
     ):
-        next_id = next_job_id(priorities, lane=lane)
+        next_id = next_job_id(priorities, lane=lane, warm=_warm)
         if next_id is None or next_id == lost_race:
             break
         batch = _run_from(next_id)
@@ -104,6 +120,7 @@ def _still_waiting(job_id: object, *, attempts: int) -> bool:
 
 
 def _run_from(job_id: object) -> list[GenerationJob]:
+    global _warm
     leader = claim_job(job_id=job_id)
     if leader is None:
         return []
@@ -111,7 +128,10 @@ def _run_from(job_id: object) -> list[GenerationJob]:
     with lease_heartbeat([leader.id]) as beat:
         mates = claim_batch_mates(leader=leader, max_images=_batch_size())
         beat.job_ids.extend(mate.id for mate in mates)
-        return run_claimed_batch([leader, *mates])
+        late = gather_batch_mates(leader=leader, mates=mates, max_images=_batch_size())
+        beat.job_ids.extend(mate.id for mate in late)
+        _warm = model_of(leader)
+        return run_claimed_batch([leader, *mates, *late])
 
 
 def _batch_size() -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from tenants.models import Organization
@@ -57,6 +57,11 @@ def category_list_for_org(*, org: Organization) -> QuerySet[Category]:
         .select_related("base_model")
         .prefetch_related("aliases")
     )
+
+
+def category_overview_for_org(*, org: Organization) -> QuerySet[Category]:
+    """Categories with their aliases and ``version_count`` (the studio's models page)."""
+    return category_list_for_org(org=org).annotate(version_count=Count("versions"))
 
 
 def get_category_for_org(*, org: Organization, slug: str) -> Category:

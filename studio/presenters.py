@@ -110,7 +110,9 @@ class JobView:
 
 
 def job_view(job: GenerationJob) -> JobView:
-    images = [image_view(image) for image in job.images.all().order_by("index", "attempt")]
+    # .all(), not order_by(): the selector's prefetch is already in (index, attempt) order, as is
+    # the model's, and a new ordering would query every image (and its review) again.
+    images = [image_view(image) for image in job.images.all()]
     by_attempt: dict[int, list[ImageView]] = {}
     for view in images:
         by_attempt.setdefault(view.image.attempt, []).append(view)
@@ -124,6 +126,6 @@ def job_view(job: GenerationJob) -> JobView:
             passed=a.passed,
             images=by_attempt.get(a.number, []),
         )
-        for a in job.attempt_log.order_by("number")
+        for a in job.attempt_log.all()  # prefetched by number, the model's order too
     ]
     return JobView(job=job, images=images, attempts_images=by_attempt, attempts=attempts)

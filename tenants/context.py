@@ -26,8 +26,13 @@ def principal_for_request(request: HttpRequest) -> Principal | None:
 def _resolve(request: HttpRequest) -> Principal | None:
     auth = getattr(request, "auth", None)
     if isinstance(auth, ApiKey):
-        creator_role = api_key_creator_role(api_key=auth)
-        if creator_role is None:  # the creator left after the key was authenticated
+        # Read with the key when it was authenticated (``api_key_by_prefix``), else now.
+        creator_role = (
+            auth.creator_role
+            if hasattr(auth, "creator_role")
+            else api_key_creator_role(api_key=auth)
+        )
+        if creator_role is None:  # the creator is no longer a member
             return None
         return Principal(
             org=auth.organization, api_key=auth, team=auth.team, key_creator_role=creator_role

@@ -144,7 +144,8 @@ class AuditEvent(models.Model):
         ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     verb = models.CharField(max_length=80, db_index=True, choices=AuditVerb.choices)
-    object_type = models.CharField(max_length=80, db_index=True)
+    # Indexed with the organization and the id (``audit_org_object``): every read is scoped.
+    object_type = models.CharField(max_length=80)
     object_id = models.CharField(max_length=64, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
@@ -152,7 +153,13 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["organization", "-at"])]
+        indexes = [
+            models.Index(fields=["organization", "-at"]),
+            # One object's history (``?object_type=&object_id=``), newest first.
+            models.Index(
+                fields=["organization", "object_type", "object_id", "-at"], name="audit_org_object"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.verb} {self.object_type}:{self.object_id}"
@@ -330,7 +337,13 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            # An endpoint's delivery log, newest first.
+            models.Index(
+                fields=["organization", "endpoint", "-created_at"], name="delivery_org_endpoint"
+            ),
+        ]
         verbose_name_plural = "webhook deliveries"
 
     def __str__(self) -> str:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from .audit import AuditVerb
@@ -188,13 +188,17 @@ def usage_summary(*, org: Organization, now: datetime | None = None) -> dict:
 
 
 def _lock_quotas(*, org: Organization, team: Team | None) -> tuple[Quota, Quota | None]:
-    """Lock the org-wide row (creating it if needed), then the team's row if it has one."""
-    Quota.objects.get_or_create(organization=org, team=None)
-    org_quota = Quota.objects.select_for_update().get(organization=org, team=None)
-    team_quota = None
-    if team is not None:
-        team_quota = Quota.objects.select_for_update().filter(organization=org, team=team).first()
-    return org_quota, team_quota
+    """Lock the org-wide row (creating it if needed), then the team's row if it has one.
+
+    One query locks both, the org-wide row first (``team`` nulls first), the order every
+    reservation takes them in, so two never wait on each other's second row."""
+    scope = Q(team__isnull=True) | Q(team=team) if team is not None else Q(team__isnull=True)
+    locked = Quota.objects.select_for_update().filter(scope, organization=org)
+    rows = list(locked.order_by(F("team_id").asc(nulls_first=True)))
+    if not rows or rows[0].team_id is not None:  # the organization's first reservation
+        Quota.objects.get_or_create(organization=org, team=None)
+        rows = list(locked.order_by(F("team_id").asc(nulls_first=True)))
+    return rows[0], rows[1] if len(rows) > 1 else None
 
 
 def _reservation(reference: str, rows: list[UsageRecord]) -> Reservation:
@@ -251,8 +255,8 @@ def quota_reserve(
                     resets_at=resets_at,
                     scope=scope_name,
                 )
-    rows = [
-        UsageRecord.objects.create(
+    rows = UsageRecord.objects.bulk_create(
+        UsageRecord(
             organization=org,
             team=team,
             kind=kind,
@@ -262,7 +266,7 @@ def quota_reserve(
             created_at=now,
         )
         for kind, amount in requested.items()
-    ]
+    )
     return _reservation(reference, rows)
 
 

@@ -24,7 +24,7 @@ from .models import MAX_API_KEY_LIFETIME_DAYS as MAX_LIFETIME_DAYS
 from .models import ApiKey, AuditEvent, Membership, Organization, Team
 from .principal import Principal
 from .roles import ROLE_ACTIONS, Action, Role
-from .selectors import api_key_creator_role
+from .selectors import api_key_by_prefix
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 KEY_ALPHABET = string.ascii_letters + string.digits
@@ -324,7 +324,7 @@ def api_key_authenticate(*, raw: str) -> ApiKey:
     if parts is None:
         raise ApiKeyInvalid("Malformed API key: expected 'esl_<prefix>_<secret>'.")
     prefix, _secret = parts
-    key = ApiKey.objects.select_related("organization", "team").filter(prefix=prefix).first()
+    key = api_key_by_prefix(prefix=prefix)
     if key is None or not hmac.compare_digest(key.secret_hash, _hash_key(raw)):
         raise ApiKeyInvalid("Invalid API key.")
     now = timezone.now()
@@ -332,7 +332,7 @@ def api_key_authenticate(*, raw: str) -> ApiKey:
         raise ApiKeyInvalid("This API key has been revoked.")
     if key.expires_at is not None and key.expires_at <= now:
         raise ApiKeyInvalid("This API key has expired.")
-    if api_key_creator_role(api_key=key) is None:
+    if key.creator_role is None:
         raise ApiKeyInvalid(
             "This API key no longer works: the person who created it is no longer a member of "
             f"'{key.organization.slug}'. Ask an admin of the organization for a new key."

@@ -46,27 +46,9 @@ def shapes_base_model(db):  # type: ignore[no-untyped-def]
 
 def make_tiny_lora(base_dir: Path, out_dir: Path, *, seed: int = 1, rank: int = 4) -> Path:
     """Random LoRA weights for the tiny UNet's attention projections, saved diffusers-style."""
-    import torch
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft import LoraConfig, get_peft_model_state_dict
+    from models_registry.engine.tiny import make_random_lora
 
-    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(base_dir / "unet"))
-    config = LoraConfig(
-        r=rank,
-        lora_alpha=rank,
-        init_lora_weights=False,  # random A and B: the adapter visibly changes the output
-        target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        unet.add_adapter(config)
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    StableDiffusionPipeline.save_lora_weights(
-        out_dir, unet_lora_layers=layers, safe_serialization=True
-    )
-    return out_dir / "pytorch_lora_weights.safetensors"
+    return make_random_lora(base_dir, out_dir, seed=seed, rank=rank)
 
 
 @pytest.fixture

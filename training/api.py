@@ -25,7 +25,7 @@ from rest_framework.routers import SimpleRouter
 from generation import storage
 from models_registry.selectors import get_category_for_org
 from tenants.api.base import CreatedCursorPagination, OrgScopedMixin, ResponseModelSerializer
-from tenants.api.filters import UtcIsoDateTimeFilter
+from tenants.api.filters import AnyOfFilter, UtcIsoDateTimeFilter
 from tenants.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from tenants.api.idempotency import with_idempotency
 from tenants.api.schema import error_response
@@ -168,7 +168,7 @@ class TrainingJobSerializer(ResponseModelSerializer):
 
 
 class TrainingFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=TrainingStatus.choices)
+    status = AnyOfFilter(choices=TrainingStatus.choices)
     category = django_filters.CharFilter(field_name="category__slug")
     mode = django_filters.ChoiceFilter(choices=TrainingMode.choices)
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")

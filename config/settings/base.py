@@ -192,7 +192,7 @@ EASEL_CACHE_URL = env.str("EASEL_CACHE_URL", default="locmem://")
 if EASEL_CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",  # Django's, one client per pool
             "LOCATION": EASEL_CACHE_URL,
             "KEY_PREFIX": "easel",
         }
@@ -218,11 +218,8 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "tenants.api.schema.EaselAutoSchema",
     "EXCEPTION_HANDLER": "tenants.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": [
-        "tenants.api.throttling.PrincipalRateThrottle",
-        "tenants.api.throttling.CreateRateThrottle",
-        "tenants.api.throttling.OrganizationRateThrottle",
-    ],
+    # Per key (all requests, and writes), per organization: tenants.api.throttling.
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.api.throttling.PlatformRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -278,6 +275,14 @@ EASEL_CANCEL_POLL_SECONDS = env.float("EASEL_CANCEL_POLL_SECONDS", default=0.25)
 # A worker task keeps claiming pending jobs of its priority for up to this long after its own.
 EASEL_WORKER_DRAIN_SECONDS = env.float("EASEL_WORKER_DRAIN_SECONDS", default=60.0)
 EASEL_GPU_SECONDS_PER_STEP = env.float("EASEL_GPU_SECONDS_PER_STEP", default=0.05)
+# Dynamic batching (as Triton's max_queue_delay): a batch that is not full waits at most this many
+# milliseconds for compatible jobs to arrive before its call starts; bulk work may wait longer.
+EASEL_BATCH_WINDOW_MS = env.float("EASEL_BATCH_WINDOW_MS", default=5.0)
+EASEL_BULK_BATCH_WINDOW_MS = env.float("EASEL_BULK_BATCH_WINDOW_MS", default=50.0)
+# Model affinity: within the organization whose turn it is, a worker takes a job for the model it
+# has warm before older jobs for other models, unless the organization's oldest job has waited
+# this long (no job waits on affinity for more than this).
+EASEL_AFFINITY_MAX_WAIT_SECONDS = env.float("EASEL_AFFINITY_MAX_WAIT_SECONDS", default=30.0)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # An idle worker looks for new files this often (kombu's default, 1 s, delays every job).
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = env.float(

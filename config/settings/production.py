@@ -12,6 +12,11 @@ if not SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:  # noqa: 
     )
 
 DEBUG = False
+# Persistent database connections (one per gunicorn thread): connecting afresh for every request
+# cost more than the submission's own queries (bench/api_load.py). The health check, a SELECT 1
+# when a connection is reused in a new request, drops one the server or a proxy closed meanwhile.
+DATABASES["default"]["CONN_MAX_AGE"] = 60  # noqa: F405
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # noqa: F405
 # Content credentials are signed with the configured certificate, never a development chain:
 # without one, `check` (and so `migrate`) fails with provenance.E001 naming what to set.
 EASEL_PROVENANCE_DEV_CERT = env.bool("EASEL_PROVENANCE_DEV_CERT", default=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import cached_property
 from typing import Any
 
 import django_filters
@@ -24,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenants.api.base import CreatedCursorPagination, OrgScopedMixin, ResponseModelSerializer
-from tenants.api.filters import UtcIsoDateTimeFilter
+from tenants.api.filters import AnyOfFilter, UtcIsoDateTimeFilter
 from tenants.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from tenants.api.idempotency import with_idempotency
 from tenants.api.schema import error_response
@@ -141,13 +142,21 @@ class GenerationJobSerializer(ResponseModelSerializer):
             return None
         return {"code": obj.error_code, "message": obj.error_message}
 
+    def _results(self, obj: GenerationJob) -> list[GeneratedImage]:
+        return [] if self.context.get("just_created") else selectors.result_images(obj)
+
+    @cached_property
+    def _image_serializer(self) -> ImageSerializer:
+        # One for every job of a page: building a serializer's fields costs more than using them.
+        return ImageSerializer(context=self.context)
+
     @extend_schema_field(ImageSerializer(many=True))
     def get_images(self, obj: GenerationJob) -> list[dict[str, Any]]:
-        return ImageSerializer(selectors.result_images(obj), many=True, context=self.context).data
+        return [self._image_serializer.to_representation(i) for i in self._results(obj)]
 
     @extend_schema_field(QualitySummarySerializer(allow_null=True))
     def get_quality(self, obj: GenerationJob) -> dict[str, Any] | None:
-        results = selectors.result_images(obj)
+        results = self._results(obj)
         verdicts = [(image.scores or {}) for image in results]
         if not results or any("passed" not in v for v in verdicts):
             return None
@@ -156,6 +165,8 @@ class GenerationJobSerializer(ResponseModelSerializer):
 
     @extend_schema_field(AttemptSerializer(many=True))
     def get_attempt_log(self, obj: GenerationJob) -> list[dict[str, Any]]:
+        if self.context.get("just_created"):
+            return []
         images: dict[int, list[GeneratedImage]] = {}
         for image in obj.images.all():
             images.setdefault(image.attempt, []).append(image)
@@ -189,7 +200,7 @@ class GenerationJobSerializer(ResponseModelSerializer):
 
 
 class GenerationFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=JobStatus.choices)
+    status = AnyOfFilter(choices=JobStatus.choices)
     priority = django_filters.ChoiceFilter(choices=JobPriority.choices)
     category = django_filters.CharFilter(field_name="category__slug")
     template = django_filters.CharFilter(field_name="template__application")
@@ -263,8 +274,9 @@ class GenerationViewSet(
             idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, ""),
         )
         headers = {"Location": reverse("v1:generation-detail", args=[job.pk])}
-        job = selectors.get_generation_job_for_org(org=request.principal.org, job_id=job.pk)
-        body = GenerationJobSerializer(job, context=self.get_serializer_context()).data
+        # The job as created, not read back (three queries): it has no images or attempts yet.
+        context = self.get_serializer_context() | {"just_created": True}
+        body = GenerationJobSerializer(job, context=context).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
     def _wait_for(self, job: GenerationJob, *, seconds: int) -> GenerationJob:

@@ -133,7 +133,14 @@ class GenerationJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # The list and its filters, newest first, each within one organization (the plans
+            # at 200,000 jobs: bench/query_plans.py). Template and model version need none of
+            # their own: each belongs to one organization, so their foreign-key indexes are.
             models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["organization", "status", "-created_at"], name="job_org_status"),
+            models.Index(
+                fields=["organization", "category", "-created_at"], name="job_org_category"
+            ),
             models.Index(fields=["status", "priority", "batch_key", "created_at"]),
             models.Index(fields=["status", "lease_expires_at"]),
             # The fair-share scheduler: when was each organization last served, per priority.
@@ -173,6 +180,15 @@ class GeneratedImage(models.Model):
 
     class Meta:
         ordering = ["job", "index", "attempt"]
+        indexes = [
+            # The review queue (oldest first) and the gallery (newest first) read an
+            # organization's result images in this order and stop after a page.
+            models.Index(
+                fields=["organization", "created_at", "index"],
+                condition=models.Q(is_result=True),
+                name="image_org_result_created",
+            )
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["job", "index", "attempt"], name="one_image_per_job_index_attempt"

@@ -110,3 +110,30 @@ def build_tiny_pipeline(out_dir: Path, seed: int = 0) -> Path:
         easel = {**TINY_DEFAULTS, "seed": seed}
         (staging / "easel.json").write_text(json.dumps(easel, indent=2) + "\n", encoding="utf-8")
     return out_dir
+
+
+def make_random_lora(base_dir: Path, out_dir: Path, *, seed: int = 1, rank: int = 4) -> Path:
+    """Random LoRA weights (A and B both random, so the adapter visibly changes the output) for
+    the attention projections of the UNet in the pipeline folder `base_dir`, saved diffusers-style
+    in `out_dir`: test and benchmark adapters, built offline."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(base_dir / "unet"))
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=rank,
+        init_lora_weights=False,  # random A and B: the adapter visibly changes the output
+        target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet.add_adapter(config)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(
+        out_dir, unet_lora_layers=layers, safe_serialization=True
+    )
+    return out_dir / "pytorch_lora_weights.safetensors"

@@ -23,14 +23,14 @@ from ..errors import first_message
 def category_list(request: HttpRequest) -> HttpResponse:
     org = request.principal.org
     rows = []
-    for category in registry.category_list_for_org(org=org):
+    for category in registry.category_overview_for_org(org=org):
         aliases = {alias.name: alias for alias in category.aliases.all()}
         rows.append(
             {
                 "category": category,
                 "production": aliases.get(AliasName.PRODUCTION),
                 "staging": aliases.get(AliasName.STAGING),
-                "version_count": category.versions.count(),
+                "version_count": category.version_count,
             }
         )
     return render_page(

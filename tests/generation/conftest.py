@@ -113,3 +113,23 @@ def enqueued():  # type: ignore[no-untyped-def]
         side_effect=lambda *, job, countdown=None: sent.append(str(job.id)),
     ):
         yield sent
+
+
+@pytest.fixture
+def produce_lora(owner, tiny_base_model, lora_factory):  # type: ignore[no-untyped-def]
+    """A `produce` category whose production alias is a LoRA version on the tiny base."""
+    from models_registry import services as registry
+    from models_registry.models import VersionKind
+
+    category = registry.category_create(
+        actor=owner.principal, slug="produce", name="Produce", base_model=tiny_base_model
+    )
+    version = registry.model_version_register(
+        actor=owner.principal,
+        category=category,
+        base=tiny_base_model,
+        kind=VersionKind.LORA,
+        source_path=lora_factory(seed=3),
+    )
+    registry.alias_promote(actor=owner.principal, category=category, version=version)
+    return version

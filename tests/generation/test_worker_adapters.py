@@ -12,8 +12,6 @@ from PIL import Image
 
 from generation import services, storage, worker
 from generation.models import GenerationJob, JobStatus
-from models_registry import services as registry
-from models_registry.models import VersionKind
 
 PROMPT = {"prompt": "a red apple", "steps": 2, "seed": 5}
 
@@ -22,22 +20,6 @@ PROMPT = {"prompt": "a red apple", "steps": 2, "seed": 5}
 def _isolated(settings, tmp_path):
     settings.EASEL_MODEL_CACHE_DIR = tmp_path / "model-cache"
     settings.EASEL_DEVICE = "cpu"
-
-
-@pytest.fixture
-def produce_lora(owner, tiny_base_model, lora_factory):
-    category = registry.category_create(
-        actor=owner.principal, slug="produce", name="Produce", base_model=tiny_base_model
-    )
-    version = registry.model_version_register(
-        actor=owner.principal,
-        category=category,
-        base=tiny_base_model,
-        kind=VersionKind.LORA,
-        source_path=lora_factory(seed=3),
-    )
-    registry.alias_promote(actor=owner.principal, category=category, version=version)
-    return version
 
 
 def _run(owner, **data) -> GenerationJob:
