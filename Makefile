@@ -58,7 +58,11 @@ services-down:
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/generation_throughput.py
-	scripts/services.sh up && eval "$$(scripts/services.sh env)" && $(BIN)/python bench/catalog_import.py
+	$(BIN)/python bench/adapter_switch.py
+	scripts/services.sh up && eval "$$(scripts/services.sh env)" && \
+		$(BIN)/python bench/catalog_import.py && \
+		$(BIN)/python bench/api_load.py && \
+		$(BIN)/python bench/query_plans.py
 
 clean:
 	rm -rf var/ $(VENV)
