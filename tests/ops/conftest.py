@@ -3,8 +3,12 @@ category with a production LoRA) and the integration tests' isolated broker."""
 
 import pytest
 
-from tests.generation.conftest import enqueued, local_pipeline, tiny_pipe  # noqa: F401 (fixtures)
-from tests.generation.test_worker_adapters import produce_lora  # noqa: F401 (a fixture)
+from tests.generation.conftest import (  # noqa: F401 (fixtures)
+    enqueued,
+    local_pipeline,
+    produce_lora,
+    tiny_pipe,
+)
 from tests.integration.test_generation_e2e import isolated_broker  # noqa: F401 (a fixture)
 
 
