@@ -133,3 +133,21 @@ def produce_lora(owner, tiny_base_model, lora_factory):  # type: ignore[no-untyp
     )
     registry.alias_promote(actor=owner.principal, category=category, version=version)
     return version
+
+
+WORKER_JOB = {"prompt": "a red apple", "model": "tiny", "steps": 2, "seed": 11}
+
+
+@pytest.fixture
+def submit(owner, tiny_base_model, enqueued):  # type: ignore[no-untyped-def]
+    """``submit(priority=..., **params)``: a tiny-model job created by the real service, its
+    message recorded by ``enqueued`` instead of sent (worker tests run it in-process)."""
+    from generation import services
+    from generation.models import JobPriority
+
+    def make(priority: str = JobPriority.INTERACTIVE, **overrides):  # type: ignore[no-untyped-def]
+        return services.generation_job_create(
+            actor=owner.principal, data=WORKER_JOB | overrides, priority=priority
+        )
+
+    return make

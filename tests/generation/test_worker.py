@@ -21,20 +21,7 @@ from generation.engine import inference
 from generation.models import GenerationJob, JobPriority, JobStatus
 from tenants.models import UsageRecord
 
-BASE = {"prompt": "a red apple", "model": "tiny", "steps": 2, "seed": 11}
-
-
 pytestmark = pytest.mark.usefixtures("local_pipeline")
-
-
-@pytest.fixture
-def submit(owner, tiny_base_model, enqueued):
-    def make(priority: str = JobPriority.INTERACTIVE, **overrides) -> GenerationJob:
-        return services.generation_job_create(
-            actor=owner.principal, data=BASE | overrides, priority=priority
-        )
-
-    return make
 
 
 def _pixels(image) -> np.ndarray:

@@ -8,25 +8,13 @@ from unittest import mock
 
 import pytest
 
-from generation import scheduling, services, worker
+from generation import scheduling, worker
 from generation.models import GenerationJob, JobPriority, JobStatus
-
-BASE = {"prompt": "a red apple", "model": "tiny", "steps": 2, "seed": 11}
 
 
 @pytest.fixture(autouse=True)
 def _cold_worker(monkeypatch):
     monkeypatch.setattr(worker, "_warm", None)
-
-
-@pytest.fixture
-def submit(owner, tiny_base_model, enqueued):
-    def make(priority: str = JobPriority.INTERACTIVE, **overrides) -> GenerationJob:
-        return services.generation_job_create(
-            actor=owner.principal, data=BASE | overrides, priority=priority
-        )
-
-    return make
 
 
 class FakeClock:
