@@ -120,7 +120,15 @@ def store_and_succeed(
             )
             storage.write_object(key, data)
             storage.write_object(thumb, marks.thumbnail(image, image_id=image_id, seed=out.seed))
-            judged.append(quality.judged_image(image, png=data, prompt=job.prompt, size=size))
+            judged.append(
+                quality.judged_image(
+                    image,
+                    png=data,
+                    prompt=job.prompt,
+                    size=size,
+                    layout=quality.layout_boxes(job.params),
+                )
+            )
     except Exception:
         delete_objects(written)
         raise

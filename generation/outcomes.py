@@ -262,7 +262,11 @@ def queued_judging_run(*, job_id: Any, attempt: int) -> GenerationJob | None:
     size = (int(job.params["width"]), int(job.params["height"]))
     images = [
         quality.judged_image(
-            None, png=storage.read_object(row.storage_key), prompt=job.prompt, size=size
+            None,
+            png=storage.read_object(row.storage_key),
+            prompt=job.prompt,
+            size=size,
+            layout=quality.layout_boxes(job.params),
         )
         for row in rows
     ]

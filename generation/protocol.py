@@ -26,6 +26,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tenants.api.base import StrictSerializer
@@ -50,6 +51,12 @@ MAX_SIDE = 1536
 MAX_STEPS = 100
 MAX_CFG_SCALE = 20.0
 MAX_IMAGES = 8
+MAX_LAYOUT_BOXES = 8
+MAX_PHRASE_CHARS = 80
+MIN_BOX_SIDE = 0.02  # of the frame: a box thinner than this cannot hold a product
+MODES = ("txt2img", "img2img", "inpaint")
+DEFAULT_STRENGTH = {"img2img": 0.6, "inpaint": 1.0}
+MAX_FEATHER = 64
 
 # What a prompt may not carry: control characters other than the tab and line breaks a prompt is
 # folded from (an ESC sequence repaints the terminal a log is read in), and the bidirectional
@@ -101,6 +108,7 @@ PARAM_KEYS = (
     "seed",
     "num_images",
     "scheduler",
+    "layout",
 )
 
 
@@ -181,6 +189,16 @@ class GenerationParams:
     template_version: int | None = None
     variables: dict[str, str] = field(default_factory=dict)
     seed_chosen: bool = False  # True when the request named no seed and one was drawn
+    # Grounding: [{"phrase", "box": [x0, y0, x1, y1]}] relative to the frame (GLIGEN models).
+    layout: list[dict[str, Any]] = field(default_factory=list)
+    # Variations: the mode, how far from the source (strength), the source and mask as
+    # {"kind": "image" | "upload", "id", "storage_key", "sha256", "width", "height"}, and the
+    # soft edge (pixels) an inpainted region is blended over.
+    mode: str = "txt2img"
+    strength: float | None = None
+    source: dict[str, Any] | None = None
+    mask: dict[str, Any] | None = None
+    feather: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,6 +244,78 @@ def _multiple_of_8(value: int) -> None:
         raise serializers.ValidationError(
             f"Must be a multiple of 8 (the latent grid); use {lower} or {upper}."
         )
+
+
+class LayoutItemSchema(serializers.Serializer):
+    """The OpenAPI shape of one layout item (validation is `LayoutField`'s)."""
+
+    phrase = serializers.CharField(max_length=MAX_PHRASE_CHARS)
+    box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def layout_clean(value: Any) -> list[dict[str, Any]]:
+    """A layout, normalized; ``ValueError`` naming the box and what is wrong with it."""
+    if not isinstance(value, list | tuple):
+        raise ValueError("Must be a list of {phrase, box} objects.")
+    if len(value) > MAX_LAYOUT_BOXES:
+        raise ValueError(f"At most {MAX_LAYOUT_BOXES} boxes, not {len(value)}.")
+    items = []
+    for number, item in enumerate(value, start=1):
+        where = f"Box {number}"
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{where}: must be an object with 'phrase' and 'box'.")
+        unknown = sorted(set(item) - {"phrase", "box"})
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; use phrase, box.")
+        phrase = item.get("phrase")
+        if not isinstance(phrase, str) or not phrase.strip():
+            raise ValueError(f"{where}: the phrase is missing or blank.")
+        phrase = " ".join(phrase.split())
+        if len(phrase) > MAX_PHRASE_CHARS:
+            raise ValueError(f"{where}: the phrase is longer than {MAX_PHRASE_CHARS} characters.")
+        found = control_characters(phrase)
+        if found:
+            raise ValueError(f"{where}: the phrase contains control characters ({found[0]}).")
+        box = item.get("box")
+        numbers = [_number(v) for v in box] if isinstance(box, list | tuple) else []
+        if len(numbers) != 4 or any(v is None for v in numbers):
+            raise ValueError(
+                f"{where}: box must be four numbers [x0, y0, x1, y1], relative to the frame "
+                "(0 = left/top, 1 = right/bottom)."
+            )
+        x0, y0, x1, y1 = (float(v) for v in numbers)  # type: ignore[arg-type]
+        if not all(0.0 <= v <= 1.0 for v in (x0, y0, x1, y1)):
+            raise ValueError(f"{where}: box {list(numbers)} leaves the frame; keep each in 0–1.")
+        if not x0 < x1 or not y0 < y1:
+            raise ValueError(
+                f"{where}: box {list(numbers)} needs x0 < x1 and y0 < y1 (left, top, right, "
+                "bottom)."
+            )
+        if x1 - x0 < MIN_BOX_SIDE or y1 - y0 < MIN_BOX_SIDE:
+            raise ValueError(f"{where}: box is narrower than {MIN_BOX_SIDE} of the frame.")
+        items.append({"phrase": phrase, "box": [round(v, 4) for v in (x0, y0, x1, y1)]})
+    return items
+
+
+@extend_schema_field(LayoutItemSchema(many=True))
+class LayoutField(serializers.Field):
+    """``layout``: where the prompt's products go (see `layout_clean`)."""
+
+    def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
+        try:
+            return layout_clean(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 def _side_field(name: str) -> StrictIntegerField:
@@ -290,6 +380,15 @@ class ProtocolParamsSerializer(StrictSerializer):
         help_text=(
             "Sampler: ddim, euler, euler_a, dpmpp_2m, pndm or lms. Default: the model's "
             "(else ddim). Hosted providers ignore it."
+        ),
+    )
+    layout = LayoutField(
+        required=False,
+        help_text=(
+            "Where things go: a list of {phrase, box: [x0, y0, x1, y1]}, the box relative to the "
+            f"frame (0–1, left/top to right/bottom), at most {MAX_LAYOUT_BOXES} boxes, phrases "
+            f"at most {MAX_PHRASE_CHARS} characters. Only GLIGEN models (GET "
+            "/api/v1/models: grounded) follow a layout; [] overrides a template's."
         ),
     )
 
@@ -370,6 +469,45 @@ class GenerationRequestSerializer(ProtocolParamsSerializer):
         ),
     )
 
+    mode = serializers.ChoiceField(
+        choices=MODES,
+        required=False,
+        help_text=(
+            "'txt2img' (default); 'img2img' varies a source image; 'inpaint' repaints the "
+            "white part of a mask over a source image and keeps the rest."
+        ),
+    )
+    strength = StrictFloatField(
+        required=False,
+        min_value=0.01,
+        max_value=1.0,
+        help_text=(
+            "img2img/inpaint: how far from the source, 0.01–1 (the share of the steps run). "
+            "Default 0.6 for img2img, 1 for inpaint."
+        ),
+    )
+    source_image = serializers.UUIDField(
+        required=False,
+        help_text="img2img/inpaint: the id of one of this organization's generated images.",
+    )
+    source_upload = serializers.UUIDField(
+        required=False,
+        help_text="img2img/inpaint: instead of source_image, an uploaded image "
+        "(POST /api/v1/uploads with kind=image).",
+    )
+    mask_upload = serializers.UUIDField(
+        required=False,
+        help_text="inpaint: an uploaded mask (kind=mask), white where the image is repainted.",
+    )
+    feather = StrictFloatField(
+        required=False,
+        min_value=0.0,
+        max_value=MAX_FEATHER,
+        help_text="inpaint: the soft edge, in pixels, over which the repainted region blends "
+        "in, inside the mask (outside it every pixel is the source's). Default: 1/32 of the "
+        "shorter side.",
+    )
+
     def validate_variables(self, value: dict[str, str]) -> dict[str, str]:
         if len(value) > MAX_VARIABLES:
             raise serializers.ValidationError(f"At most {MAX_VARIABLES} variables.")
@@ -408,7 +546,34 @@ class GenerationRequestSerializer(ProtocolParamsSerializer):
                 errors["variables"] = "Variables need a template; a raw prompt has none."
             if "template_version" in attrs:
                 errors["template_version"] = "template_version needs a template."
+        errors.update(_variation_errors(attrs))
         return errors
+
+
+def _variation_errors(attrs: Mapping[str, Any]) -> dict[str, str]:
+    """What a request's mode, source and mask fields say together (before any lookup)."""
+    errors: dict[str, str] = {}
+    mode = attrs.get("mode", "txt2img")
+    has_source = "source_image" in attrs or "source_upload" in attrs
+    if "source_image" in attrs and "source_upload" in attrs:
+        errors["source_upload"] = "Give source_image or source_upload, not both."
+    if mode == "txt2img":
+        for name in ("strength", "source_image", "source_upload", "mask_upload", "feather"):
+            if name in attrs:
+                errors[name] = f"{name} is for mode img2img or inpaint; this request is txt2img."
+        return errors
+    if not has_source:
+        errors["source_image"] = (
+            f"Mode {mode} needs a source: source_image (a generated image's id) or "
+            "source_upload (an upload's id)."
+        )
+    if mode == "inpaint" and "mask_upload" not in attrs:
+        errors["mask_upload"] = "Mode inpaint needs a mask: upload one (kind=mask) and give its id."
+    if mode == "img2img":
+        for name in ("mask_upload", "feather"):
+            if name in attrs:
+                errors[name] = f"{name} is for mode inpaint; this request is img2img."
+    return errors
 
 
 # --- Resolution --------------------------------------------------------------------------------
@@ -477,6 +642,106 @@ def _size(
     return native_w, native_h
 
 
+def _grounded_model_names() -> list[str]:
+    from models_registry.models import BaseModel, BuildStatus
+
+    names = BaseModel.objects.filter(grounded=True, status=BuildStatus.READY)
+    return list(names.order_by("name").values_list("name", flat=True))
+
+
+def _layout(
+    layers: list[tuple[str, Mapping[str, Any]]],
+    *,
+    resolved_model: Any,
+    served_by: str | None,
+    errors: dict[str, str],
+) -> list[dict[str, Any]]:
+    found = _first(layers, "layout")
+    if not found or not found[0]:
+        return []
+    layout, origin = found
+    base = getattr(resolved_model, "base", None)
+    if base is not None and getattr(base, "grounded", False):
+        return layout_clean(layout)  # a template's stored layout is checked again here
+    where = "" if origin == "request" else f" (from the {origin})"
+    able = _grounded_model_names()
+    errors["layout"] = f"The model '{served_by}' cannot follow a layout{where}; " + (
+        f"models that can: {', '.join(able)}." if able else "no GLIGEN model is registered."
+    )
+    return []
+
+
+def _stored_source(org: Any, *, kind: str, ident: Any, field_name: str) -> tuple[Any, dict]:
+    """The image or upload a variation starts from, as recorded in its params; ValidationError
+    naming ``field_name`` when this organization has no such object (another organization's
+    is the same "no such" as a missing one)."""
+    from .models import GeneratedImage, Upload, UploadKind
+    from .selectors import image_withheld
+
+    if kind == "image":
+        obj = GeneratedImage.objects.filter(organization=org, pk=ident).first()
+        if obj is None:
+            raise ValidationError({field_name: f"No generated image {ident} here."})
+        if image_withheld(obj):
+            raise ValidationError(
+                {
+                    field_name: f"Image {ident} was withheld by the safety check; it cannot "
+                    "be varied."
+                }
+            )
+    else:
+        wanted = UploadKind.MASK if field_name == "mask_upload" else UploadKind.IMAGE
+        obj = Upload.objects.filter(organization=org, pk=ident).first()
+        if obj is None:
+            raise ValidationError({field_name: f"No upload {ident} here."})
+        if obj.kind != wanted:
+            raise ValidationError(
+                {field_name: f"Upload {ident} is a {obj.kind}; {field_name} needs a {wanted}."}
+            )
+    record = {
+        "kind": kind,
+        "id": str(obj.pk),
+        "storage_key": obj.storage_key,
+        "sha256": obj.sha256,
+        "width": obj.width,
+        "height": obj.height,
+    }
+    return obj, record
+
+
+def _variation(
+    org: Any, data: Mapping[str, Any], *, hosted: bool, served_by: str | None, width: int,
+    height: int, errors: dict[str, str],
+) -> dict[str, Any]:  # fmt: skip
+    mode = data.get("mode", "txt2img")
+    if mode == "txt2img":
+        return {"mode": mode}
+    if hosted:
+        errors["mode"] = (
+            f"The hosted model '{served_by}' makes images from text only; {mode} needs a local "
+            "model."
+        )
+        return {"mode": mode}
+    out: dict[str, Any] = {"mode": mode, "strength": data.get("strength", DEFAULT_STRENGTH[mode])}
+    try:
+        if data.get("source_image"):
+            _, out["source"] = _stored_source(
+                org, kind="image", ident=data["source_image"], field_name="source_image"
+            )
+        else:
+            _, out["source"] = _stored_source(
+                org, kind="upload", ident=data["source_upload"], field_name="source_upload"
+            )
+        if mode == "inpaint":
+            _, out["mask"] = _stored_source(
+                org, kind="upload", ident=data["mask_upload"], field_name="mask_upload"
+            )
+            out["feather"] = float(data.get("feather", round(min(width, height) / 32, 1)))
+    except ValidationError as exc:
+        errors.update({k: " ".join(v) for k, v in exc.message_dict.items()})
+    return out
+
+
 def _load_template(*, org: Any, application: str, version: int | None) -> Any:
     from .template_selectors import get_prompt_template_for_org
 
@@ -531,6 +796,16 @@ def resolve_params(*, org: Any, data: Mapping[str, Any], resolved_model: Any) ->
     scheduler = str(_first(layers, "scheduler")[0])  # type: ignore[index]
     seed_found = _first(layers, "seed")
     seed = int(seed_found[0]) if seed_found else secrets.randbelow(SEED_MAX + 1)
+    layout = _layout(layers, resolved_model=resolved_model, served_by=served_by, errors=errors)
+    variation = _variation(
+        org,
+        data,
+        hosted=family == "provider",
+        served_by=served_by,
+        width=width,
+        height=height,
+        errors=errors,
+    )
 
     variables = {k: str(v) for k, v in (data.get("variables") or {}).items()}
     negative_override = data.get("negative_prompt")
@@ -576,4 +851,6 @@ def resolve_params(*, org: Any, data: Mapping[str, Any], resolved_model: Any) ->
         template_version=template.version if template else None,
         variables=variables,
         seed_chosen=seed_found is None,
+        layout=layout,
+        **variation,
     )

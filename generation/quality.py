@@ -81,6 +81,7 @@ def rubric_questions(
             expected=bool(item["expected"]),
             weight=float(item["weight"]),
             check=item.get("check", ""),
+            box=tuple(item["box"]) if item.get("box") else None,
         )
         for number, item in enumerate(items, start=1)
     ]
@@ -316,7 +317,19 @@ def answers_from_scores(scores: dict[str, Any]) -> dict[str, Answer]:
     }
 
 
-def judged_image(image: Any, *, png: bytes, prompt: str, size: tuple[int, int]) -> JudgedImage:
+def layout_boxes(params: dict[str, Any]) -> tuple[tuple[float, float, float, float], ...]:
+    """A job's layout boxes, in order (what "box N" in an ``inside_box`` question means)."""
+    return tuple(tuple(item["box"]) for item in params.get("layout") or ())  # type: ignore[misc]
+
+
+def judged_image(
+    image: Any,
+    *,
+    png: bytes,
+    prompt: str,
+    size: tuple[int, int],
+    layout: tuple[tuple[float, float, float, float], ...] = (),
+) -> JudgedImage:
     """A `JudgedImage` from a PIL image (or, with ``image=None``, from the PNG bytes)."""
     import numpy as np
     from PIL import Image
@@ -324,7 +337,7 @@ def judged_image(image: Any, *, png: bytes, prompt: str, size: tuple[int, int]) 
     if image is None:
         image = Image.open(io.BytesIO(png), formats=["PNG"])
     pixels = np.asarray(image.convert("RGB"))
-    return JudgedImage(pixels=pixels, png=png, prompt=prompt, expected_size=size)
+    return JudgedImage(pixels=pixels, png=png, prompt=prompt, expected_size=size, layout=layout)
 
 
 def unanswered_one(question: Question, *, reason: str) -> Answer:

@@ -7,7 +7,10 @@ A rubric item is ``{"question", "expected", "weight", "judge", "check"}``:
 - ``weight``: how much it counts toward the score, > 0 (default 1);
 - ``judge``: who answers it — ``check`` (a built-in image check, no model), ``clip`` (a CLIP model)
   or ``vlm`` (a vision-language model behind an OpenAI-compatible endpoint);
-- ``check``: for ``judge: check`` only, which check: ``colour``, ``backdrop`` or ``subject``.
+- ``check``: for ``judge: check`` only, which check: ``colour``, ``backdrop``, ``subject`` or
+  ``inside_box``;
+- ``box``: for ``check: inside_box`` only, ``[x0, y0, x1, y1]`` relative to the frame; without it
+  the question means the job layout's box it numbers ("inside box 2"), else the first.
 
 A plain string is accepted as a question for the VLM expecting "yes" (how rubrics were written
 before judges existed). One validator serves the API, the studio and the migration, so every
@@ -33,7 +36,7 @@ MAX_WEIGHT = 100.0
 MAX_QUALITY_ATTEMPTS = 5
 DEFAULT_PASS_THRESHOLD = 0.75  # PromptTemplate.pass_threshold's default too
 DEFAULT_QUALITY_ATTEMPTS = 3
-ITEM_KEYS = frozenset({"question", "expected", "weight", "judge", "check"})
+ITEM_KEYS = frozenset({"question", "expected", "weight", "judge", "check", "box"})
 _YES = {"yes", "y", "true"}
 _NO = {"no", "n", "false"}
 
@@ -85,13 +88,23 @@ def rubric_item_clean(item: Any, *, variables: frozenset[str] | None) -> dict[st
         )
     if judge != "check" and check:
         raise ValueError(f"'check' is only for judge 'check' (this question's judge is {judge}).")
-    return {
+    cleaned = {
         "question": question,
         "expected": expected,
         "weight": float(weight),
         "judge": judge,
         "check": check,
     }
+    if "box" in item:
+        if check != "inside_box":
+            raise ValueError("'box' is only for check 'inside_box'.")
+        from .protocol import layout_clean
+
+        try:
+            cleaned["box"] = layout_clean([{"phrase": "box", "box": item["box"]}])[0]["box"]
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("Box 1: box", "box", 1)) from None
+    return cleaned
 
 
 def _placeholders(text: str) -> set[str]:

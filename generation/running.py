@@ -58,12 +58,14 @@ def run_local(
     specs: list[ImageSpec] = []
     owners: list[tuple[Any, int]] = []
     for job in jobs:
+        variation = variation_inputs(job.params)
         for index, seed in image_plan(job):
             specs.append(
                 ImageSpec(
                     prompt=job.prompt,
                     negative_prompt=job.params.get("negative_prompt") or "",
                     seed=seed,
+                    **variation,
                 )
             )
             owners.append((job.id, index))
@@ -81,6 +83,10 @@ def run_local(
                 cfg_scale=float(p["cfg_scale"]),
                 scheduler_class=scheduler_class(p.get("scheduler")),
                 images=specs[start : start + per_call],
+                mode=p.get("mode") or "txt2img",
+                strength=float(p.get("strength") or 1.0),
+                feather=float(p.get("feather") or 0.0),
+                grounding_fraction=grounding_fraction(leader),
             )
             result = run_batch(pipe, spec, on_step=watch)
             images += result.images
@@ -89,6 +95,39 @@ def run_local(
     for (owner, index), image_spec, image in zip(owners, specs, images, strict=True):
         outputs[owner].append(Output(seed=image_spec.seed, index=index, image=image))
     return outputs, seconds
+
+
+def variation_inputs(params: dict[str, Any]) -> dict[str, Any]:
+    """A job's layout, and its source image and mask read from storage, as `ImageSpec` takes
+    them (every image of a job shares them)."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from . import storage
+    from .engine.grounding import LayoutBox
+
+    inputs: dict[str, Any] = {
+        "layout": tuple(
+            LayoutBox(phrase=item["phrase"], box=tuple(item["box"]))
+            for item in params.get("layout") or ()
+        )
+    }
+    for name, mode in (("source", "RGB"), ("mask", "L")):
+        record = params.get(name)
+        if record:
+            data = storage.read_object(record["storage_key"])
+            with Image.open(io.BytesIO(data)) as image:
+                inputs[name] = ImageOps.exif_transpose(image).convert(mode)
+    return inputs
+
+
+def grounding_fraction(job: GenerationJob) -> float:
+    """The share of steps a layout acts on: the base model's (``easel.json``), else GLIGEN's."""
+    from .engine.grounding import DEFAULT_GROUNDING_FRACTION
+
+    defaults = (job.base_model.default_params if job.base_model_id else None) or {}
+    return float(defaults.get("grounding_fraction") or DEFAULT_GROUNDING_FRACTION)
 
 
 def scheduler_class(name: str | None) -> str | None:

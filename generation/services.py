@@ -34,9 +34,12 @@ from .transitions import job_transition
 logger = logging.getLogger(__name__)
 
 # What must match for two jobs to share one pipeline call (besides the model): one diffusers call
-# takes one size, step count, scheduler and guidance scale. Prompt, negative prompt, seed, style and
-# template differ freely between the images of a call.
+# takes one mode, size, step count, scheduler, guidance scale and strength (and an inpaint's soft
+# edge). Prompt, negative prompt, seed, style, template, source, mask and layout differ freely
+# between the images of a call — except that grounded and ungrounded images never share one: the
+# fusers of a grounded call act on every image in it.
 BATCH_PARAMS = ("width", "height", "steps", "scheduler", "cfg_scale", "family")
+VARIATION_BATCH_PARAMS = ("mode", "strength", "feather")
 
 
 class JobNotCancelable(Conflict):
@@ -58,6 +61,10 @@ def batch_key_for(
 ) -> str:
     """Jobs with equal keys can run in one pipeline call (see ``BATCH_PARAMS``)."""
     shared = {k: params.get(k) for k in BATCH_PARAMS}
+    if params.get("mode", "txt2img") != "txt2img":  # (a plain job's key is what it always was)
+        shared.update({k: params.get(k) for k in VARIATION_BATCH_PARAMS})
+    if params.get("layout"):
+        shared["grounded"] = True
     material = json.dumps(
         {"backend": backend, "ref": model_ref, "base": base_id, "version": version_id, **shared},
         sort_keys=True,
@@ -95,6 +102,8 @@ _JOB_RELATIONS = [
     "category",
     "base_model",
     "model_version",
+    "source_image",
+    "source_upload",
 ]
 
 
@@ -145,6 +154,8 @@ def generation_job_create(
         base_model=base,
         model_version=version,
         params=values,
+        source_image_id=_source_id(values, "image"),
+        source_upload_id=_source_id(values, "upload"),
         prompt=str(values.get("prompt") or ""),
         num_images=num_images,
         priority=priority,
@@ -184,6 +195,11 @@ def generation_job_create(
 
     enqueue_generation(job=job)
     return job
+
+
+def _source_id(params: Mapping[str, Any], kind: str) -> str | None:
+    source = params.get("source") or {}
+    return source.get("id") if source.get("kind") == kind else None
 
 
 def _max_attempts(template_id: int | None) -> int:

@@ -34,8 +34,10 @@ from .models import BaseModel, BuildStatus, Category, Family
 logger = logging.getLogger(__name__)
 
 TINY = "tiny"
+TINY_GLIGEN = "tiny-gligen"
 SHAPES = "shapes"
-BUILTIN_NAMES = (TINY, SHAPES)
+SHAPES_GLIGEN = "shapes-gligen"
+BUILTIN_NAMES = (TINY, TINY_GLIGEN, SHAPES, SHAPES_GLIGEN)
 TINY_SEED = 0
 DEMO_ORG_SLUG = "demo"
 PROGRESS_INTERVAL_SECONDS = 1.0
@@ -55,15 +57,17 @@ def _read_defaults(folder: Path) -> dict[str, Any]:
 # --- tiny ---------------------------------------------------------------------------------------
 
 
-def tiny_pipeline_dir() -> Path:
-    """Where the tiny build lives; it depends on the diffusers version that wrote it."""
+def tiny_pipeline_dir(*, grounded: bool = False) -> Path:
+    """Where the tiny build (or its GLIGEN variant) lives; it depends on the diffusers version
+    that wrote it."""
     version = importlib.metadata.version("diffusers")
-    return build_cache_root() / f"tiny-seed{TINY_SEED}-diffusers{version}"
+    name = TINY_GLIGEN if grounded else TINY
+    return build_cache_root() / f"{name}-seed{TINY_SEED}-diffusers{version}"
 
 
-def ensure_tiny_pipeline() -> Path:
+def ensure_tiny_pipeline(*, grounded: bool = False) -> Path:
     """Build the tiny pipeline unless a complete build is cached (safe across processes)."""
-    out = tiny_pipeline_dir()
+    out = tiny_pipeline_dir(grounded=grounded)
     if (out / "model_index.json").is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -72,19 +76,21 @@ def ensure_tiny_pipeline() -> Path:
         if not (out / "model_index.json").is_file():
             from .engine.tiny import build_tiny_pipeline
 
-            build_tiny_pipeline(out, seed=TINY_SEED)
+            build_tiny_pipeline(out, seed=TINY_SEED, grounded=grounded)
     return out
 
 
-def build_tiny_model() -> BaseModel:
-    """Build (or reuse) the tiny pipeline and register it as the ``tiny`` base model."""
-    folder = ensure_tiny_pipeline()
+def build_tiny_model(*, grounded: bool = False) -> BaseModel:
+    """Build (or reuse) the tiny pipeline and register it as the ``tiny`` base model (or, with
+    ``grounded``, its GLIGEN variant ``tiny-gligen``: the same weights plus random box layers)."""
+    folder = ensure_tiny_pipeline(grounded=grounded)
+    what = "Random-weight Stable Diffusion pipeline (64×64): draws noise, fast tests."
     return services.base_model_register(
-        name=TINY,
+        name=TINY_GLIGEN if grounded else TINY,
         family=Family.TINY,
         source_path=folder,
         default_params=_read_defaults(folder),
-        description="Random-weight Stable Diffusion pipeline (64×64): draws noise, fast tests.",
+        description=f"{what} With random GLIGEN layers: takes a layout." if grounded else what,
     )
 
 
@@ -100,6 +106,71 @@ def shapes_config(overrides: dict[str, Any] | None = None) -> Any:
     if unknown:
         raise ValueError(f"Unknown shapes settings {unknown}; known: {sorted(known)}.")
     return ShapesConfig(**overrides)
+
+
+SHAPES_DESCRIPTION = "Small Stable Diffusion model trained offline on synthetic product shots."
+SHAPES_GLIGEN_DESCRIPTION = (
+    "The shapes model with GLIGEN layers trained on shots with known boxes: follows a layout."
+)
+
+
+def _build_and_register(
+    name: str, make_config: Callable[[], Any], *, description: str, echo: ProgressEcho | None
+) -> BaseModel:
+    """Build (or reuse) a cached built-in pipeline and register it as ``name``, its row saying
+    ``building`` with progress meanwhile and ``failed`` with the error if the build fails."""
+    from .engine.build_cache import cached_build
+
+    services.base_model_mark_building(name=name, family=Family.TINY, description=description)
+    try:
+        folder = cached_build(make_config(), build_cache_root(), _ProgressRecorder(name, echo))
+        base = services.base_model_register(
+            name=name,
+            family=Family.TINY,
+            source_path=folder,
+            default_params=_read_defaults(folder),
+            description=description,
+        )
+    except Exception as exc:
+        logger.exception("building the %s model failed", name)
+        services.base_model_mark_failed(name=name, error=f"{type(exc).__name__}: {exc}")
+        raise
+    build = (
+        json.loads((folder / "build.json").read_text()) if (folder / "build.json").is_file() else {}
+    )
+    BaseModel.objects.filter(pk=base.pk).update(
+        build_progress={
+            "stage": "ready",
+            "build_seconds": build.get("build_seconds"),
+            "metrics": build.get("metrics", {}),
+        }
+    )
+    return base
+
+
+def shapes_gligen_config(overrides: dict[str, Any] | None = None) -> Any:
+    """The `shapes-gligen` config: ``overrides`` of its own fields, on the default `shapes`."""
+    from .engine.gligen import ShapesGligenConfig
+
+    overrides = dict(overrides or {})
+    known = {f.name for f in fields(ShapesGligenConfig) if f.init} - {"base"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"Unknown shapes-gligen settings {unknown}; known: {sorted(known)}.")
+    return ShapesGligenConfig(**overrides)
+
+
+def build_shapes_gligen_model(
+    *, overrides: dict[str, Any] | None = None, echo: ProgressEcho | None = None
+) -> BaseModel:
+    """Train (or reuse) the grounded `shapes-gligen` pipeline (and `shapes` first if the cache
+    lacks it) and register it."""
+    return _build_and_register(
+        SHAPES_GLIGEN,
+        lambda: shapes_gligen_config(overrides),
+        description=SHAPES_GLIGEN_DESCRIPTION,
+        echo=echo,
+    )
 
 
 class _ProgressRecorder:
@@ -142,36 +213,8 @@ def build_shapes_model(
     existing = BaseModel.objects.filter(name=SHAPES).first()
     if existing is not None and existing.family != Family.TINY:
         raise ValueError(f"A base model named 'shapes' exists with family {existing.family}.")
-    services.base_model_mark_building(
-        name=SHAPES,
-        family=Family.TINY,
-        description="Small Stable Diffusion model trained offline on synthetic product shots.",
-    )
-    try:
-        from .engine.build_cache import cached_build
-
-        config = shapes_config(overrides)
-        folder = cached_build(config, build_cache_root(), _ProgressRecorder(SHAPES, echo))
-        base = services.base_model_register(
-            name=SHAPES,
-            family=Family.TINY,
-            source_path=folder,
-            default_params=_read_defaults(folder),
-            description="Small Stable Diffusion model trained offline on synthetic product shots.",
-        )
-    except Exception as exc:
-        logger.exception("building the shapes model failed")
-        services.base_model_mark_failed(name=SHAPES, error=f"{type(exc).__name__}: {exc}")
-        raise
-    build = (
-        json.loads((folder / "build.json").read_text()) if (folder / "build.json").is_file() else {}
-    )
-    BaseModel.objects.filter(pk=base.pk).update(
-        build_progress={
-            "stage": "ready",
-            "build_seconds": build.get("build_seconds"),
-            "metrics": build.get("metrics", {}),
-        }
+    base = _build_and_register(
+        SHAPES, lambda: shapes_config(overrides), description=SHAPES_DESCRIPTION, echo=echo
     )
     switch_demo_to(SHAPES)
     base.refresh_from_db()
@@ -208,8 +251,10 @@ def switch_demo_to(name: str, *, previous: str = TINY) -> int:
 
 
 def build_builtin_model(name: str, *, overrides: dict[str, Any] | None = None) -> BaseModel:
-    if name == TINY:
-        return build_tiny_model()
+    if name in (TINY, TINY_GLIGEN):
+        return build_tiny_model(grounded=name == TINY_GLIGEN)
     if name == SHAPES:
         return build_shapes_model(overrides=overrides)
+    if name == SHAPES_GLIGEN:
+        return build_shapes_gligen_model(overrides=overrides)
     raise ValueError(f"Unknown built-in model '{name}'; use one of {BUILTIN_NAMES}.")

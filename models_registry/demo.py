@@ -1,5 +1,6 @@
-"""Demo registry for ``make run``: the ``tiny`` base model (built here if needed), three product
-categories, and the ``shapes`` build queued in the background until it is ready.
+"""Demo registry for ``make run``: the ``tiny`` base model and its GLIGEN variant (built here if
+needed), three product categories, and the ``shapes`` build, then its grounded variant
+``shapes-gligen``, queued in the background until they are ready.
 
 Idempotent: running it again creates nothing twice and queues no second build while one is
 under way.
@@ -16,7 +17,7 @@ from tenants.models import Organization
 from tenants.principal import Principal
 
 from . import services
-from .builtin import SHAPES, TINY, build_tiny_model
+from .builtin import SHAPES, SHAPES_GLIGEN, TINY, TINY_GLIGEN, build_tiny_model
 from .models import BaseModel, BuildStatus, Category, Family
 
 DEMO_CATEGORIES = (
@@ -33,6 +34,8 @@ def seed_registry(org: Organization, owner_principal: Principal) -> list[Categor
     tiny = BaseModel.objects.filter(name=TINY, status=BuildStatus.READY).first() or (
         build_tiny_model()
     )
+    if not BaseModel.objects.filter(name=TINY_GLIGEN, status=BuildStatus.READY).exists():
+        build_tiny_model(grounded=True)
     shapes = BaseModel.objects.filter(name=SHAPES, status=BuildStatus.READY).first()
     serving = shapes if shapes is not None and org.default_model == SHAPES else tiny
     categories = []
@@ -75,5 +78,7 @@ def queue_shapes_build() -> bool:
         family=Family.TINY,
         description="Small Stable Diffusion model trained offline on synthetic product shots.",
     )
+    # The train queue runs one task at a time: shapes first, then its GLIGEN variant from it.
     transaction.on_commit(lambda: build_builtin_model_task.delay(SHAPES))
+    transaction.on_commit(lambda: build_builtin_model_task.delay(SHAPES_GLIGEN))
     return True

@@ -34,6 +34,8 @@ class BaseModel(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     # Native width/height, steps, cfg_scale, scheduler (and guidance_rescale) for this model.
     default_params = models.JSONField(default=dict)
+    # The UNet has GLIGEN's gated self-attention: it can place phrases in boxes (``layout``).
+    grounded = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=BuildStatus.choices, default=BuildStatus.READY)
     # For built-in models built in the background: stage, step, total, metrics, error.
     build_progress = models.JSONField(default=dict, blank=True)

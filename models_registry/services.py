@@ -33,7 +33,7 @@ from .models import (
     VersionKind,
     VersionStatus,
 )
-from .validation import check_lora_file, check_pipeline_folder
+from .validation import check_lora_file, check_pipeline_folder, is_grounded_folder
 
 CATEGORY_FIELDS = ("name", "trigger_token", "base_model", "default_template", "auto_promote")
 
@@ -169,6 +169,7 @@ def base_model_register(
     if family not in Family.values:
         raise ValidationError({"family": f"Unknown family '{family}'; use one of {Family.values}."})
     check_pipeline_folder(source_path, family=family)
+    grounded = is_grounded_folder(source_path)
     stored = artifact_upload(source=Path(source_path))
     with transaction.atomic():
         base, _created = BaseModel.objects.select_for_update().get_or_create(
@@ -185,6 +186,7 @@ def base_model_register(
         base.description = description or base.description
         base.artifact_uri, base.sha256, base.size_bytes = stored.uri, stored.sha256, stored.size
         base.default_params = dict(default_params)
+        base.grounded = grounded
         base.status = BuildStatus.READY
         base.build_progress = {**(base.build_progress or {}), "stage": "ready", "error": ""}
         base.save()

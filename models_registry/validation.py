@@ -12,12 +12,15 @@ from django.core.exceptions import ValidationError
 
 from .models import Family
 
-# Pipeline classes each family may be served with.
+# Pipeline classes each family may be served with. A GLIGEN checkpoint is a Stable Diffusion 1.x
+# pipeline whose UNet has gated self-attention; the worker serves it as one (`grounding`).
 FAMILY_PIPELINES = {
-    Family.TINY: {"StableDiffusionPipeline"},
-    Family.SD15: {"StableDiffusionPipeline"},
+    Family.TINY: {"StableDiffusionPipeline", "StableDiffusionGLIGENPipeline"},
+    Family.SD15: {"StableDiffusionPipeline", "StableDiffusionGLIGENPipeline"},
     Family.SDXL: {"StableDiffusionXLPipeline"},
 }
+# UNet attention types of GLIGEN (boxes + phrases; "gated-text-image" also takes images).
+GROUNDED_ATTENTION = ("gated", "gated-text-image")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt", ".msgpack")
 REQUIRED_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
@@ -65,11 +68,22 @@ def check_pipeline_folder(path: Path, *, family: str) -> dict:
                 problems.append(f"{name}/config.json is missing")
             if not any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir()):
                 problems.append(f"{name}/ has no weights (*.safetensors or *.bin)")
+    if class_name == "StableDiffusionGLIGENPipeline" and not is_grounded_folder(path):
+        problems.append("a GLIGEN pipeline whose unet/config.json has no gated attention_type")
     if problems:
         raise ValidationError(
             {"path": f"{path} is not a loadable pipeline: {'; '.join(problems)}."}
         )
     return index
+
+
+def is_grounded_folder(path: Path) -> bool:
+    """Whether the pipeline folder's UNet is GLIGEN's (it can follow a ``layout``)."""
+    try:
+        config = json.loads((Path(path) / "unet" / "config.json").read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return config.get("attention_type") in GROUNDED_ATTENTION
 
 
 def safetensors_keys(path: Path) -> list[str]:

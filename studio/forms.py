@@ -7,11 +7,19 @@ runs it through ``GenerationRequestSerializer`` and ``generation_job_create`` li
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 
-from generation.protocol import ASPECT_RATIOS, MAX_CFG_SCALE, MAX_IMAGES, MAX_STEPS, SEED_MAX
+from generation.protocol import (
+    ASPECT_RATIOS,
+    MAX_CFG_SCALE,
+    MAX_FEATHER,
+    MAX_IMAGES,
+    MAX_STEPS,
+    SEED_MAX,
+)
 from generation.styles import STYLES
 from generation.template_selectors import prompt_template_latest_list
 from generation.templates import template_variables
@@ -77,6 +85,35 @@ class GenerateForm(forms.Form):
     num_images = forms.IntegerField(
         label="Images", required=False, min_value=1, max_value=MAX_IMAGES, initial=1
     )
+    # Where things go: JSON [{phrase, box}] written by the box editor drawn over the canvas.
+    layout = forms.CharField(required=False, widget=forms.HiddenInput)
+    mode = forms.ChoiceField(
+        label="Mode",
+        required=False,
+        choices=[
+            ("txt2img", "From text"),
+            ("img2img", "Vary an image (img2img)"),
+            ("inpaint", "Repaint part of an image (inpaint)"),
+        ],
+    )
+    strength = forms.FloatField(
+        label="Strength",
+        required=False,
+        min_value=0.01,
+        max_value=1.0,
+        help_text="How far from the source: 0.6 for img2img, 1 for inpaint when blank.",
+    )
+    source_image = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    source_file = forms.FileField(
+        label="Source image", required=False, help_text="Or upload one (PNG, JPEG or WebP)."
+    )
+    mask_file = forms.FileField(
+        label="Mask", required=False, help_text="White repaints; or draw it over the source."
+    )
+    mask_drawn = forms.CharField(required=False, widget=forms.HiddenInput)
+    feather = forms.FloatField(
+        label="Soft edge (px)", required=False, min_value=0, max_value=MAX_FEATHER
+    )
 
     def __init__(self, *args: Any, org: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -138,6 +175,19 @@ class GenerateForm(forms.Form):
         for key in ("aspect_ratio", "width", "height", "cfg_scale", "steps", "seed", "num_images"):
             if data.get(key) not in (None, ""):
                 body[key] = data[key]
+        if data.get("layout"):
+            try:
+                body["layout"] = json.loads(data["layout"])
+            except ValueError:
+                body["layout"] = data["layout"]  # the protocol says what is wrong with it
+        mode = data.get("mode") or "txt2img"
+        if mode != "txt2img":
+            body["mode"] = mode
+            for key in ("strength", "feather"):
+                if data.get(key) is not None and (key != "feather" or mode == "inpaint"):
+                    body[key] = data[key]
+            if data.get("source_image"):
+                body["source_image"] = str(data["source_image"])
         return body
 
 
@@ -162,4 +212,6 @@ def initial_from_job(job: Any, *, seed: int | None = None) -> dict[str, Any]:
             initial[key] = params[key]
     initial["seed"] = seed if seed is not None else params.get("seed")
     initial["num_images"] = 1 if seed is not None else params.get("num_images", 1)
+    if params.get("layout"):
+        initial["layout"] = json.dumps(params["layout"])
     return initial

@@ -4,6 +4,9 @@
   (``EASEL_BUILD_CACHE_DIR``, by default ``~/.cache/easel/models/``) and reused across runs.
 - ``tiny_base_model`` (db): the `tiny` BaseModel, uploaded through the configured storage, ready
   and materializable.
+- ``tiny_gligen_pipeline_dir`` (session) / ``tiny_gligen_base_model`` (db): its GLIGEN variant.
+- ``default_shapes_build`` / ``default_shapes_gligen_build`` (session): the default `shapes` and
+  `shapes-gligen` builds in ~/.cache/easel/models (built once per config and engine source).
 - ``lora_factory``: ``lora_factory(seed=1, rank=4)`` writes a random LoRA for the tiny UNet
   (peft, seeded, non-zero so it changes images) and returns the ``.safetensors`` path.
 
@@ -25,6 +28,32 @@ def tiny_pipeline_dir() -> Path:
     return ensure_tiny_pipeline()
 
 
+@pytest.fixture(scope="session")
+def tiny_gligen_pipeline_dir() -> Path:
+    from models_registry.builtin import ensure_tiny_pipeline
+
+    return ensure_tiny_pipeline(grounded=True)
+
+
+@pytest.fixture(scope="session")
+def default_shapes_build() -> Path:
+    """The default config's build under ~/.cache/easel/models, keyed by config + engine source:
+    only the first run after a change to either pays the build; every test shares it."""
+    from models_registry.engine.build_cache import cached_build, default_cache_root
+    from models_registry.engine.shapes_train import ShapesConfig
+
+    return cached_build(ShapesConfig(), default_cache_root())
+
+
+@pytest.fixture(scope="session")
+def default_shapes_gligen_build(default_shapes_build) -> Path:  # type: ignore[no-untyped-def]
+    """The grounded `shapes-gligen` build, cached the same way (trained from the shapes build)."""
+    from models_registry.engine.build_cache import cached_build, default_cache_root
+    from models_registry.engine.gligen import ShapesGligenConfig
+
+    return cached_build(ShapesGligenConfig(), default_cache_root())
+
+
 @pytest.fixture
 def tiny_base_model(db, tiny_pipeline_dir):  # type: ignore[no-untyped-def]
     from models_registry.builtin import build_tiny_model
@@ -32,6 +61,16 @@ def tiny_base_model(db, tiny_pipeline_dir):  # type: ignore[no-untyped-def]
 
     existing = BaseModel.objects.filter(name="tiny", status=BuildStatus.READY).first()
     return existing or build_tiny_model()
+
+
+@pytest.fixture
+def tiny_gligen_base_model(db, tiny_gligen_pipeline_dir):  # type: ignore[no-untyped-def]
+    """The `tiny-gligen` BaseModel: the tiny weights plus random GLIGEN layers (takes a layout)."""
+    from models_registry.builtin import build_tiny_model
+    from models_registry.models import BaseModel, BuildStatus
+
+    existing = BaseModel.objects.filter(name="tiny-gligen", status=BuildStatus.READY).first()
+    return existing or build_tiny_model(grounded=True)
 
 
 @pytest.fixture

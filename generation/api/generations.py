@@ -86,6 +86,12 @@ class GenerationJobSerializer(ResponseModelSerializer):
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     base_model = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     model_version = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    source_image = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="A variation's source: a generated image."
+    )
+    source_upload = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="A variation's source: an upload."
+    )
     template = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     images = serializers.SerializerMethodField(
@@ -114,6 +120,8 @@ class GenerationJobSerializer(ResponseModelSerializer):
             "category",
             "base_model",
             "model_version",
+            "source_image",
+            "source_upload",
             "template",
             "prompt",
             "params",

@@ -95,6 +95,18 @@ class GenerationJob(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     params = models.JSONField(help_text="The resolved unified parameters (GenerationParams).")
+    # A variation's lineage (img2img, inpaint): the image it started from, one of this
+    # organization's generated images or uploads (the mask, if any, is in ``params``).
+    source_image = models.ForeignKey(
+        "GeneratedImage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="variations",
+    )
+    source_upload = models.ForeignKey(
+        "Upload", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     prompt = models.TextField(help_text="The final prompt (template rendered, style applied).")
     num_images = models.PositiveSmallIntegerField(default=1)
     # Jobs with the same key can share one pipeline call (same model, size, steps, scheduler, cfg).

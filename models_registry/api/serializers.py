@@ -28,6 +28,7 @@ class BaseModelSerializer(ResponseModelSerializer):
             "name",
             "family",
             "description",
+            "grounded",
             "status",
             "build_progress",
             "default_params",

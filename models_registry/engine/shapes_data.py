@@ -35,6 +35,22 @@ _SUPERSAMPLE = 2
 _CHUNK = 256
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where shots put their product: uniform ranges (relative to the frame) of the product's
+    horizontal centre, the line it stands on, and its size."""
+
+    centre_x: tuple[float, float] = (0.36, 0.64)
+    ground: tuple[float, float] = (0.74, 0.9)
+    scale: tuple[float, float] = (0.6, 1.0)
+
+
+# The catalogue framing the `shapes` model is trained on: centred, standing low.
+CENTRED = Placement()
+# Anywhere in the frame, smaller: what a grounded (layout) model learns boxes from.
+ANYWHERE = Placement(centre_x=(0.2, 0.8), ground=(0.35, 0.95), scale=(0.45, 0.85))
+
+
 def caption_for(colour: str, shape: str, background: str) -> str:
     """The prompt for one shot, in the platform's prompt style ("an orange box on a dark ...")."""
     article = "an" if colour[0] in "aeiou" else "a"
@@ -61,8 +77,10 @@ def _render_chunk(
     background_ids: np.ndarray,
     rng: np.random.Generator,
     size: int,
-) -> np.ndarray:
-    """Render a batch of shots at `_SUPERSAMPLE`× and average down to `size`×`size`."""
+    placement: Placement = CENTRED,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render a batch of shots at `_SUPERSAMPLE`× and average down to `size`×`size`; also
+    return each product's bounding box (x0, y0, x1, y1), relative to the frame."""
     n = len(colour_ids)
     res = size * _SUPERSAMPLE
     coords = (np.arange(res, dtype=np.float32) + 0.5) / res
@@ -72,9 +90,9 @@ def _render_chunk(
     def column(low: float, high: float) -> np.ndarray:
         return rng.uniform(low, high, size=(n, 1, 1)).astype(np.float32)
 
-    centre_x = column(0.36, 0.64)
-    ground = column(0.74, 0.9)  # where the object stands
-    scale = column(0.6, 1.0)  # relative object size
+    centre_x = column(*placement.centre_x)
+    ground = column(*placement.ground)  # where the object stands
+    scale = column(*placement.scale)  # relative object size
     brightness = column(0.9, 1.08)
     box_aspect = column(0.8, 1.3)
     dx = x - centre_x
@@ -160,7 +178,25 @@ def _render_chunk(
     canvas = np.where(cap_mask[..., None], base * 0.45, canvas)
 
     canvas = canvas.reshape(n, size, _SUPERSAMPLE, size, _SUPERSAMPLE, 3).mean(axis=(2, 4))
-    return np.clip(np.rint(canvas * 255.0), 0, 255).astype(np.uint8)
+    pixels = np.clip(np.rint(canvas * 255.0), 0, 255).astype(np.uint8)
+    return pixels, _bounding_boxes(body_mask | stem_mask | cap_mask)
+
+
+def _bounding_boxes(masks: np.ndarray) -> np.ndarray:
+    """(N, 4) float32 boxes (x0, y0, x1, y1) of (N, H, W) masks, relative to the frame; an empty
+    mask (a product pushed out of the frame) gets the whole frame."""
+    n, height, width = masks.shape
+    boxes = np.tile(np.array([0.0, 0.0, 1.0, 1.0], dtype=np.float32), (n, 1))
+    for index, mask in enumerate(masks):
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if len(rows):
+            boxes[index] = (
+                cols[0] / width,
+                rows[0] / height,
+                (cols[-1] + 1) / width,
+                (rows[-1] + 1) / height,
+            )
+    return boxes
 
 
 def render_shots(
@@ -171,6 +207,18 @@ def render_shots(
     size: int = IMAGE_SIZE,
 ) -> np.ndarray:
     """Render the given (colour, shape, background) triples; returns (N, size, size, 3) uint8."""
+    return render_shots_with_boxes(colours, shapes, backgrounds, seed, size)[0]
+
+
+def render_shots_with_boxes(
+    colours: list[str],
+    shapes: list[str],
+    backgrounds: list[str],
+    seed: int,
+    size: int = IMAGE_SIZE,
+    placement: Placement = CENTRED,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`render_shots` placed by `placement`, and each product's box (N, 4), relative."""
     if not len(colours) == len(shapes) == len(backgrounds):
         raise ValueError("colours, shapes and backgrounds must have the same length")
     unknown = (
@@ -191,12 +239,16 @@ def render_shots(
             background_ids[start : start + _CHUNK],
             rng,
             size,
+            placement,
         )
         for start in range(0, len(colour_ids), _CHUNK)
     ]
     if not chunks:
-        return np.zeros((0, size, size, 3), dtype=np.uint8)
-    return np.concatenate(chunks)
+        return np.zeros((0, size, size, 3), dtype=np.uint8), np.zeros((0, 4), dtype=np.float32)
+    return (
+        np.concatenate([images for images, _ in chunks]),
+        np.concatenate([boxes for _, boxes in chunks]),
+    )
 
 
 def make_shapes_dataset(num_images: int, seed: int, size: int = IMAGE_SIZE) -> ShapesDataset:

@@ -16,6 +16,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNe
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from models_registry.engine.atomic_dir import atomic_directory
+from models_registry.engine.gligen import grounded_unet
 from models_registry.engine.tokenizer import (
     END_TOKEN,
     START_TOKEN,
@@ -79,8 +80,10 @@ def _tiny_components(tokenizer: CLIPTokenizer, seed: int) -> dict[str, torch.nn.
     return {"unet": unet, "vae": vae, "text_encoder": text_encoder}
 
 
-def build_tiny_pipeline(out_dir: Path, seed: int = 0) -> Path:
-    """Build the random-weight `tiny` pipeline into `out_dir` (diffusers format, safetensors).
+def build_tiny_pipeline(out_dir: Path, seed: int = 0, *, grounded: bool = False) -> Path:
+    """Build the random-weight `tiny` pipeline into `out_dir` (diffusers format, safetensors);
+    with `grounded`, the same weights plus random GLIGEN layers (`grounded_unet`, gates open so
+    a layout visibly changes the image): the `tiny-gligen` model.
 
     The folder is written atomically; an existing `out_dir` is replaced. Returns `out_dir`.
     """
@@ -90,6 +93,8 @@ def build_tiny_pipeline(out_dir: Path, seed: int = 0) -> Path:
         tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
         with torch.random.fork_rng(devices=[]):
             components = _tiny_components(tokenizer, seed)
+        if grounded:
+            components["unet"] = grounded_unet(components["unet"], seed=seed + 3, gate=1.0)
         scheduler = DDIMScheduler(
             beta_start=0.00085,
             beta_end=0.012,

@@ -56,6 +56,7 @@ def image_detail(request: HttpRequest, image_id: str) -> HttpResponse:
             "reasons": REJECT_REASONS,
             "can_review": request.principal.can(Action.REVIEW) and job.status == "succeeded",
             "can_generate": request.principal.can(Action.GENERATE),
+            "variations": list(image.variations.order_by("created_at")[:20]),
         },
         section="gallery",
     )

@@ -42,16 +42,6 @@ def write_fake_lora(path: Path, *, marker: str | None = None) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def default_shapes_build() -> Path:
-    """The default config's build under ~/.cache/easel/models, keyed by config + engine source:
-    only the first run after a change to either pays the build; every test here shares it."""
-    from models_registry.engine.build_cache import cached_build, default_cache_root
-    from models_registry.engine.shapes_train import ShapesConfig
-
-    return cached_build(ShapesConfig(), default_cache_root())
-
-
 @pytest.fixture
 def category_factory(tiny_base_model) -> Callable[..., Category]:  # type: ignore[no-untyped-def]
     def build(actor: Principal, slug: str = "produce", **fields: object) -> Category:

@@ -209,7 +209,9 @@ def test_seed_registry_creates_categories_and_queues_the_shapes_build_once(
     assert [c.slug for c in categories] == ["produce", "bakery", "meat"]
     assert all(c.trigger_token and c.base_model.name == "tiny" for c in categories)
     assert Category.objects.filter(organization=owner.org).count() == 3
-    delay.assert_called_once_with("shapes")
+    # shapes, then its grounded variant built from it; once, however often the seed runs.
+    assert [c.args for c in delay.call_args_list] == [("shapes",), ("shapes-gligen",)]
+    assert BaseModel.objects.get(name="tiny-gligen").grounded
     shapes = BaseModel.objects.get(name="shapes")
     assert shapes.status == BuildStatus.BUILDING and shapes.build_progress["stage"] == "queued"
     assert Organization.objects.get(pk=owner.org.pk).default_model == "tiny"

@@ -9,12 +9,16 @@ It answers the questions whose ``judge`` is ``check`` by their ``Question.check`
 - the kinds a rubric may use, `CHECK_KINDS`, whose words come from the filled-in question:
   ``colour`` ("Is the mug red?": the subject is the colour the question names), ``backdrop``
   ("Is the background plain and light?": plain, and of the tone or colour named, if any) and
-  ``subject`` ("Is the product centred and whole?": one clear subject, not cut off);
+  ``subject`` ("Is the product centred and whole?": one clear subject, not cut off) and
+  ``inside_box`` ("Is the product inside box 1?": the salient region — what stands out from the
+  backdrop — has its centre and most of itself in the box: the question's own ``box``, else the
+  job layout's box the question numbers, else the layout's first);
 - ``subject_cropped`` on its own, for a rubric that wants only that.
 
 ``answer`` is True when the image has the property asked about (the gate compares it with
 ``Question.expected``). A question it cannot answer gets ``answer=None`` and an error:
-``unknown_check``, ``no_colour_in_question``, ``bad_image`` (pixels that are not an RGB image),
+``unknown_check``, ``no_colour_in_question``, ``no_box`` (an ``inside_box`` question with no box
+to check against), ``bad_image`` (pixels that are not an RGB image),
 ``not_a_check_question`` (a question for another judge).
 """
 
@@ -30,7 +34,7 @@ from .checks import BACKDROP_TONES, DEFAULT_THRESHOLDS, CheckResult, CheckThresh
 from .colour import COLOUR_ALIASES, COLOUR_NAMES
 from .judges import Answer, JudgedImage, Question, unanswered
 
-CHECK_KINDS = ("colour", "backdrop", "subject")
+CHECK_KINDS = ("colour", "backdrop", "subject", "inside_box")
 
 DEFAULT_CHECK_QUESTIONS: tuple[Question, ...] = tuple(
     Question(key=check, text=text, judge="check", check=check, required=True)
@@ -125,6 +129,21 @@ def backdrop_tones_in(text: str) -> list[str]:
     return tones
 
 
+_BOX_NUMBER = re.compile(r"\bbox\s*#?\s*(\d+)\b", re.IGNORECASE)
+
+
+def question_box(
+    question: Question, layout: Sequence[tuple[float, float, float, float]]
+) -> tuple[float, float, float, float] | None:
+    """The box an ``inside_box`` question is about: its own, else the layout's box it numbers
+    ("inside box 2", counted from 1), else the layout's first; None when there is none."""
+    if question.box is not None:
+        return question.box
+    match = _BOX_NUMBER.search(question.text)
+    index = int(match.group(1)) - 1 if match else 0
+    return tuple(layout[index]) if 0 <= index < len(layout) else None  # type: ignore[return-value]
+
+
 class CheckJudge:
     """Answers ``check`` questions with the built-in image checks (see the module docstring)."""
 
@@ -201,6 +220,14 @@ class CheckJudge:
             result = checks.colour_expectation(pixels, colour, self.thresholds)
         elif check == "backdrop":
             result = self._backdrop(pixels, backdrop_tones_in(question.text))
+        elif check == "inside_box":
+            box = question_box(question, image.layout)
+            if box is None:
+                return unjudged(
+                    "no_box",
+                    "The question gives no box and the job has no layout box it could mean.",
+                )
+            result = checks.inside_box(pixels, box, self.thresholds)
         else:
             return unjudged(
                 "unknown_check",

@@ -711,6 +711,72 @@ def subject(image: np.ndarray, thresholds: CheckThresholds = DEFAULT_THRESHOLDS)
     return CheckResult("subject", True, cropping.confidence, reason, main)
 
 
+# "Is the product inside box B?": the salient region's centre must lie in the box, and at least
+# this share of it — the product may overhang a tight box a little, as a drawn box is rough.
+INSIDE_BOX_SHARE = 0.6
+
+
+def salient_region(
+    image: np.ndarray, thresholds: CheckThresholds = DEFAULT_THRESHOLDS
+) -> tuple[np.ndarray, tuple[float, float]] | None:
+    """The subject's body (what differs from the backdrop; see `_subject_body`) and its centre
+    of mass (x, y) relative to the frame; None without a plain backdrop or a subject."""
+    body = _subject_body(image, thresholds)
+    if body is None or not body.any():
+        return None
+    height, width = body.shape
+    rows, cols = np.nonzero(body)
+    # `body` lies inside the outermost line of pixels: +1 puts it back in the image's frame.
+    full_h, full_w = np.asarray(image).shape[:2]
+    offset = (full_h - height) // 2
+    centre = ((cols.mean() + offset + 0.5) / full_w, (rows.mean() + offset + 0.5) / full_h)
+    return body, (float(centre[0]), float(centre[1]))
+
+
+def inside_box(
+    image: np.ndarray,
+    box: Sequence[float],
+    thresholds: CheckThresholds = DEFAULT_THRESHOLDS,
+    *,
+    share: float = INSIDE_BOX_SHARE,
+) -> CheckResult:
+    """Pass when the product — the salient region, what stands out from the backdrop — is in
+    ``box`` (x0, y0, x1, y1, relative to the frame): its centre inside, and at least ``share``
+    of it. ``value`` is the share inside. Not judged (passed, confidence 0) without a plain
+    backdrop; failed when nothing stands out."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    found = salient_region(image, thresholds)
+    if found is None:
+        if _backdrop_contrast(image, thresholds) is None:
+            reason = "No plain backdrop to tell the product from, so its place was not judged."
+            return CheckResult("inside_box", True, 0.0, reason, None)
+        return CheckResult("inside_box", False, 0.75, "Nothing stands out from the backdrop.", 0.0)
+    body, (cx, cy) = found
+    full_h, full_w = np.asarray(image).shape[:2]
+    offset = (full_h - body.shape[0]) // 2
+    ys = (np.arange(body.shape[0]) + offset + 0.5) / full_h
+    xs = (np.arange(body.shape[1]) + offset + 0.5) / full_w
+    in_box = ((ys >= y0) & (ys <= y1))[:, None] & ((xs >= x0) & (xs <= x1))[None, :]
+    inside = float((body & in_box).sum() / body.sum())
+    centred = x0 <= cx <= x1 and y0 <= cy <= y1
+    where = (
+        f"centre ({cx:.2f}, {cy:.2f}), {inside:.0%} of it inside [{x0:g}, {y0:g}, {x1:g}, {y1:g}]"
+    )
+    passed = centred and inside >= share
+    if passed:
+        reason = f"The product is in the box: {where}."
+        return CheckResult(
+            "inside_box", True, _confidence(inside, share, 1 - share), reason, inside
+        )
+    return CheckResult(
+        "inside_box",
+        False,
+        0.9 if not centred else _confidence(inside, share, share),
+        f"The product is not in the box: {where} (needs its centre and {share:.0%} of it).",
+        inside,
+    )
+
+
 def run_image_checks(
     images: Sequence[np.ndarray],
     *,

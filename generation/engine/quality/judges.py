@@ -37,6 +37,7 @@ class Question:
     weight: float = 1.0
     check: str = ""
     required: bool = False
+    box: tuple[float, float, float, float] | None = None  # for check "inside_box"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class JudgedImage:
     png: bytes
     prompt: str
     expected_size: tuple[int, int] | None = None
+    # The job's layout boxes (x0, y0, x1, y1), in order: what "box N" in a question refers to.
+    layout: tuple[tuple[float, float, float, float], ...] = ()
 
 
 class Judge(Protocol):

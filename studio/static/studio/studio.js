@@ -76,3 +76,115 @@
     if (document.querySelector("[data-review-grid]")) { move(0); }
   });
 })();
+
+/* The generate form's layout editor: drag on the canvas to draw a box (relative coordinates),
+   name it in the list; the hidden "layout" field holds [{phrase, box: [x0, y0, x1, y1]}]. And its
+   mask editor: paint white over the source image; the drawing is sent as "mask_drawn" (a PNG). */
+(function () {
+  "use strict";
+
+  function round(v) { return Math.round(Math.min(1, Math.max(0, v)) * 1000) / 1000; }
+
+  function point(canvas, event) {
+    var rect = canvas.getBoundingClientRect();
+    return { x: (event.clientX - rect.left) / rect.width, y: (event.clientY - rect.top) / rect.height };
+  }
+
+  function layoutEditor(root) {
+    var canvas = root.querySelector("[data-layout-canvas]");
+    var list = root.querySelector("[data-layout-list]");
+    var field = root.querySelector("input[name=layout]");
+    var boxes = [];
+    try { boxes = JSON.parse(field.value || "[]") || []; } catch (e) { boxes = []; }
+    var start = null, preview = null;
+
+    function save() { field.value = boxes.length ? JSON.stringify(boxes) : ""; }
+
+    function draw() {
+      var ctx = canvas.getContext("2d");
+      ctx.clearRect(0, 0, canvas.width, canvas.height);
+      var all = preview ? boxes.concat([{ phrase: "", box: preview }]) : boxes;
+      all.forEach(function (item, i) {
+        var b = item.box, w = canvas.width, h = canvas.height;
+        ctx.strokeStyle = "#2563eb"; ctx.lineWidth = 2;
+        ctx.strokeRect(b[0] * w, b[1] * h, (b[2] - b[0]) * w, (b[3] - b[1]) * h);
+        ctx.fillStyle = "#2563eb"; ctx.font = "12px sans-serif";
+        ctx.fillText(String(i + 1) + (item.phrase ? " " + item.phrase : ""), b[0] * w + 4, b[1] * h + 14);
+      });
+    }
+
+    function render() {
+      list.innerHTML = "";
+      boxes.forEach(function (item, i) {
+        var li = document.createElement("li");
+        var input = document.createElement("input");
+        input.type = "text"; input.value = item.phrase; input.maxLength = 80;
+        input.setAttribute("aria-label", "What goes in box " + (i + 1));
+        input.setAttribute("data-layout-phrase", String(i + 1));
+        input.addEventListener("input", function () { item.phrase = input.value; save(); draw(); });
+        var remove = document.createElement("button");
+        remove.type = "button"; remove.textContent = "Remove";
+        remove.addEventListener("click", function () { boxes.splice(i, 1); save(); render(); });
+        li.appendChild(input); li.appendChild(document.createTextNode(" [" + item.box.join(", ") + "] ")); li.appendChild(remove);
+        list.appendChild(li);
+      });
+      draw();
+    }
+
+    canvas.addEventListener("pointerdown", function (event) {
+      start = point(canvas, event); canvas.setPointerCapture(event.pointerId);
+    });
+    canvas.addEventListener("pointermove", function (event) {
+      if (!start) { return; }
+      var p = point(canvas, event);
+      preview = [round(Math.min(start.x, p.x)), round(Math.min(start.y, p.y)), round(Math.max(start.x, p.x)), round(Math.max(start.y, p.y))];
+      draw();
+    });
+    canvas.addEventListener("pointerup", function (event) {
+      if (!start) { return; }
+      var p = point(canvas, event);
+      var box = [round(Math.min(start.x, p.x)), round(Math.min(start.y, p.y)), round(Math.max(start.x, p.x)), round(Math.max(start.y, p.y))];
+      start = null; preview = null;
+      if (box[2] - box[0] >= 0.02 && box[3] - box[1] >= 0.02) {
+        var prompt = document.querySelector("[name=prompt]");
+        boxes.push({ phrase: (prompt && prompt.value.split(" on ")[0].replace(/^an? /, "")) || "product", box: box });
+        save();
+      }
+      render();
+    });
+    root.querySelector("[data-layout-clear]").addEventListener("click", function () { boxes = []; save(); render(); });
+    render();
+  }
+
+  function maskEditor(root, form) {
+    var canvas = root.querySelector("[data-mask-canvas]");
+    var ctx = canvas.getContext("2d");
+    var painted = false, down = false;
+    ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+
+    function paint(event) {
+      var p = point(canvas, event);
+      ctx.fillStyle = "#fff"; ctx.beginPath();
+      ctx.arc(p.x * canvas.width, p.y * canvas.height, canvas.width / 16, 0, 2 * Math.PI); ctx.fill();
+      painted = true;
+    }
+    canvas.addEventListener("pointerdown", function (event) { down = true; canvas.setPointerCapture(event.pointerId); paint(event); });
+    canvas.addEventListener("pointermove", function (event) { if (down) { paint(event); } });
+    canvas.addEventListener("pointerup", function () { down = false; });
+    document.querySelector("[data-mask-clear]").addEventListener("click", function () {
+      ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height); painted = false;
+    });
+    form.addEventListener("submit", function () {
+      form.querySelector("input[name=mask_drawn]").value = painted ? canvas.toDataURL("image/png") : "";
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("generate-form");
+    if (!form) { return; }
+    var layout = form.querySelector("[data-layout-editor]");
+    if (layout) { layoutEditor(layout); }
+    var mask = form.querySelector("[data-mask-editor]");
+    if (mask) { maskEditor(mask, form); }
+  });
+})();

@@ -54,7 +54,7 @@ def test_the_default_questions_are_the_required_defect_checks():
         q.required and q.judge == "check" and q.check == q.key for q in DEFAULT_CHECK_QUESTIONS
     )
     assert DEFAULT_CHECK_QUESTIONS[0].text == "Is the image free of black or NaN pixels?"
-    assert CHECK_KINDS == ("colour", "backdrop", "subject")
+    assert CHECK_KINDS == ("colour", "backdrop", "subject", "inside_box")
 
 
 def test_good_renders_of_one_prompt_pass_every_default_question(shipped):
