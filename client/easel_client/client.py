@@ -13,6 +13,7 @@ from .resources.generations import Generations
 from .resources.models import Categories, ModelVersions
 from .resources.templates import Templates
 from .resources.trainings import Trainings
+from .resources.uploads import Uploads
 from .resources.usage import UsageResource
 from .types import Usage
 
@@ -60,6 +61,7 @@ class Easel:
         self.categories = Categories(self.http)
         self.model_versions = ModelVersions(self.http)
         self.trainings = Trainings(self.http)
+        self.uploads = Uploads(self.http)
         self.catalogs = Catalogs(self.http)
         self.catalog_runs = CatalogRuns(self.http)
         self._usage = UsageResource(self.http)

@@ -71,6 +71,22 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """An uploaded image to vary (``kind`` "image") or an inpainting mask ("mask")."""
+
+    SCHEMA: ClassVar[str] = "Upload"
+    id: str
+    kind: str
+    file_name: str
+    width: int
+    height: int
+    sha256: str
+    size_bytes: int
+    created_at: datetime
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class Generation:
     """A generation job. Statuses: pending, running, judging, then succeeded, failed,
     failed_quality or canceled."""
@@ -305,6 +321,7 @@ class Usage:
 
 ALL_TYPES: tuple[type, ...] = (
     Image,
+    Upload,
     Generation,
     Training,
     Category,

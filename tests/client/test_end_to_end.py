@@ -45,6 +45,24 @@ def test_generate_wait_and_download_with_the_client_and_the_cli(
         assert png.size == (64, 64)
         assert png.text["easel:job"] == job.id and png.text["seed"] == "7"
 
+    # Repaint the middle of the downloaded image: upload it and a mask, inpaint, keep the rest.
+    source = easel.uploads.create(path)
+    uploaded = run_cli("--json", "upload", str(path))
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert json.loads(uploaded.stdout)["sha256"] == source.sha256
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    masked = easel.uploads.create(("mask.png", buffer.getvalue()), kind="mask")
+    assert (source.kind, masked.kind, source.width) == ("image", "mask", 64)
+    varied = easel.generations.create(
+        "a red apple on a white table", model="tiny", steps=2, seed=7, mode="inpaint",
+        source_upload=source.id, mask_upload=masked.id,
+    )  # fmt: skip
+    varied = easel.generations.wait(varied.id, timeout=WAIT)
+    assert varied.succeeded and varied.raw["source_upload"] == source.id, varied.error
+
     result = run_cli(
         "--json", "generate", "a green pear", "--model", "tiny", "--steps", "2",
         "--seed", "3", "--download", str(tmp_path / "cli"),
@@ -56,10 +74,10 @@ def test_generate_wait_and_download_with_the_client_and_the_cli(
     with open(saved, "rb") as fh:
         assert hashlib.sha256(fh.read()).hexdigest() == document["images"][0]["sha256"]
 
-    # Both jobs announced themselves; the client's verifier accepts what the server sent.
-    _wait(lambda: len(received) >= 2, "two job.succeeded deliveries", worker)
+    # Every job announced itself; the client's verifier accepts what the server sent.
+    _wait(lambda: len(received) >= 3, "three job.succeeded deliveries", worker)
     events = [webhooks.verify(secret, headers, body) for headers, body in received]
-    assert {e["data"]["id"] for e in events} == {job.id, document["id"]}
+    assert {e["data"]["id"] for e in events} == {job.id, varied.id, document["id"]}
 
 
 def _products_csv(path, rows):  # type: ignore[no-untyped-def]

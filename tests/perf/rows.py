@@ -33,6 +33,8 @@ from generation.models import (
     PromptTemplate,
     PublishedImage,
     ReviewStatus,
+    Upload,
+    UploadKind,
 )
 from models_registry.models import (
     Alias,
@@ -285,6 +287,20 @@ class World:
     def add_trainings(self, n: int) -> None:
         for _ in range(n):
             self.training()
+
+    def add_uploads(self, n: int) -> None:
+        for _ in range(n):
+            number = self.next()
+            Upload.objects.create(
+                organization=self.org,
+                kind=UploadKind.IMAGE if number % 2 else UploadKind.MASK,
+                file_name=f"shot-{number}.png",
+                storage_key=f"orgs/{self.org.pk}/uploads/{number}.png",
+                sha256="c" * 64,
+                size_bytes=100,
+                width=64,
+                height=64,
+            )
 
     # --- catalogs --------------------------------------------------------------------------
 

@@ -23,9 +23,10 @@ from catalog.models import Catalog, CatalogImport, CatalogRun, CatalogSchedule, 
 from catalog.runs import catalog_run_create
 from catalog.schedules import catalog_schedule_create
 from catalog.services import catalog_create
-from generation.models import GeneratedImage, GenerationJob, JobStatus, PromptTemplate
+from generation.models import GeneratedImage, GenerationJob, JobStatus, PromptTemplate, Upload
 from generation.services import generation_job_create
 from generation.template_services import prompt_template_create
+from generation.uploads import upload_create
 from models_registry import services as registry_services
 from models_registry.models import Category, ModelVersion
 from tenants import services as tenant_services
@@ -56,6 +57,7 @@ class World:
     outsider: Persona  # owner of B
     job: GenerationJob
     image: GeneratedImage
+    upload: Upload
     template: PromptTemplate
     category: Category
     version: ModelVersion
@@ -78,7 +80,8 @@ class World:
     b_schedule: CatalogSchedule
 
     def a_uuids(self) -> list[str]:
-        return [str(self.job.pk), str(self.image.pk), str(self.training.pk), str(self.run.pk)]
+        ids = (self.job, self.image, self.upload, self.training, self.run)
+        return [str(obj.pk) for obj in ids]
 
     def leaks(self, body: bytes | str) -> list[str]:
         """What in ``body`` belongs to A: the marker in its names, or one of its UUIDs."""
@@ -136,6 +139,7 @@ def world(owner, outsider, tiny_base_model, tmp_path, no_broker, public_dns) -> 
     )
     GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, progress=1.0)
     image = make_image_row(job)
+    upload = upload_create(actor=a, file_name="acme-shot.png", data=png((64, 64)), kind="image")
     training = training_job_create(
         actor=a,
         category=category,
@@ -182,6 +186,7 @@ def world(owner, outsider, tiny_base_model, tmp_path, no_broker, public_dns) -> 
         outsider=outsider,
         job=job,
         image=image,
+        upload=upload,
         template=template,
         category=category,
         version=version,

@@ -1,7 +1,7 @@
 """Mass assignment and cross-tenant references: every create and update route of the API (found in
 the URLconf) is sent a valid body plus fields that would set ownership or privileges
 (``organization``, ``team``, ``status``, ``created_by``, ``is_staff``, …). JSON routes refuse them
-by name (400 "Unknown field.", nothing written); the two multipart uploads ignore them (the row
+by name (400 "Unknown field.", nothing written); the three multipart uploads ignore them (the row
 belongs to the sender, pending, created by them). And a body that names another organization's
 object (its team, category, version, template, catalog) is refused as if it did not exist.
 """
@@ -25,7 +25,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.models import CatalogImport
-from generation.models import GenerationJob, ImageReview
+from generation.models import GenerationJob, ImageReview, Upload
 from models_registry.models import Alias
 from tenants.roles import Action
 from training.models import TrainingJob, TrainingStatus
@@ -70,6 +70,10 @@ def _training_body(w: World) -> dict[str, Any]:
     }
 
 
+def _upload_body(w: World) -> dict[str, Any]:
+    return {"file": SimpleUploadedFile("shoe.png", png(size=(64, 64))), "kind": "image"}
+
+
 def _import_body(w: World) -> dict[str, Any]:
     csv = io.BytesIO(b"sku,name,category\nG-1,Shoe,globex-shoes\n")
     csv.name = "globex.csv"
@@ -108,6 +112,7 @@ WRITES: dict[tuple[str, str], Write] = {
         lambda w: {"name": "Shoes"}, lambda w: {"slug": w.b_category.slug}
     ),
     ("v1:training-list", "post"): Write(_training_body, multipart=True),
+    ("v1:upload-list", "post"): Write(_upload_body, multipart=True),
     ("v1:catalog-list", "post"): Write(lambda w: {"slug": "globex-winter"}),
     ("v1:catalog-import-file", "post"): Write(
         _import_body, lambda w: {"slug": w.b_catalog.slug}, multipart=True
@@ -202,7 +207,7 @@ def test_ownership_and_privilege_fields_are_refused_by_name_or_ignored(world):
         assert unknown == dict.fromkeys(hostile, "Unknown field."), (method, url)
         assert after == before, (method, url)
         refused.append(route.name)
-    assert set(ignored) == {"v1:training-list", "v1:catalog-import-file"}
+    assert set(ignored) == {"v1:training-list", "v1:catalog-import-file", "v1:upload-list"}
     assert len(refused) >= 16
 
 
@@ -227,6 +232,15 @@ def test_the_multipart_uploads_ignore_ownership_fields_and_keep_the_senders(worl
     assert imported.status_code == 201, imported.content
     record = CatalogImport.objects.get(pk=imported.json()["id"])
     assert record.organization == b.org and record.catalog == world.b_catalog
+    uploaded = client.post(
+        "/api/v1/uploads",
+        {**_upload_body(world), **HOSTILE, "organization": world.owner.org.pk},
+        format="multipart",
+    )
+    assert uploaded.status_code == 201, uploaded.content
+    upload = Upload.objects.get(pk=uploaded.json()["id"])
+    assert (upload.organization, upload.created_by) == (b.org, None)
+    assert upload.created_by_api_key.organization == b.org
 
 
 def test_a_studio_form_with_ownership_fields_makes_the_job_in_the_senders_org(world, client):

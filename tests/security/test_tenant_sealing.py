@@ -36,6 +36,7 @@ FILLERS: dict[tuple[str, str, str], Callable[[World], Any]] = {
     ("api", "templates", "application"): lambda w: w.template.application,
     ("api", "generations", "pk"): lambda w: w.job.pk,
     ("api", "images", "pk"): lambda w: w.image.pk,
+    ("api", "uploads", "pk"): lambda w: w.upload.pk,
     ("api", "model-versions", "pk"): lambda w: w.version.pk,
     ("api", "trainings", "pk"): lambda w: w.training.pk,
     ("api", "catalogs", "slug"): lambda w: w.catalog.slug,

@@ -92,6 +92,17 @@ def cmd_generate(args: argparse.Namespace, easel: Easel, out: Output) -> int:
     return _report_job(easel, out, job, download=args.download, waited=wait)
 
 
+def cmd_upload(args: argparse.Namespace, easel: Easel, out: Output) -> int:
+    upload = easel.uploads.create(args.path, kind=args.kind)
+    out.result(
+        upload.raw,
+        lambda: out.line(
+            f"{upload.id}  {upload.kind}  {upload.width}×{upload.height}  {upload.file_name}"
+        ),
+    )
+    return exit_codes.OK
+
+
 def cmd_jobs_list(args: argparse.Namespace, easel: Easel, out: Output) -> int:
     jobs = easel.generations.list(status=args.status, page_size=min(args.limit, 200)).take(
         args.limit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 
@@ -92,11 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-n", "--num-images", type=int)
     g.add_argument("--scheduler")
     g.add_argument("--priority", choices=("interactive", "bulk"))
+    g.add_argument(
+        "--layout", type=json.loads, help='JSON: [{"phrase": …, "box": [x0, y0, x1, y1]}]'
+    )
+    g.add_argument("--mode", choices=("txt2img", "img2img", "inpaint"))
+    g.add_argument("--strength", type=float)
+    g.add_argument("--source-image", help="a generated image's id to vary")
+    g.add_argument("--source-upload", help="an upload's id to vary (easel upload PATH)")
+    g.add_argument("--mask-upload", help="an inpainting mask's upload id")
+    g.add_argument("--feather", type=float)
     g.add_argument("--param", action="append", metavar="NAME=VALUE", help="any protocol field")
     g.add_argument("--idempotency-key")
     g.add_argument("--wait", action="store_true", help="wait for the job to finish")
     g.add_argument("--download", metavar="DIR", help="save the images in DIR (implies --wait)")
     waiting(g, 600)
+
+    # upload
+    u = command(sub, "upload", commands.cmd_upload, "upload an image to vary, or a mask")
+    u.add_argument("path", help="a PNG, JPEG or WebP file")
+    u.add_argument("--kind", choices=("image", "mask"), default="image")
 
     # jobs
     jobs_sub = group("jobs", "list, show, wait for or cancel jobs")

@@ -32,6 +32,13 @@ PROTOCOL_FIELDS = (
     "num_images",
     "scheduler",
     "priority",
+    "layout",
+    "mode",
+    "strength",
+    "source_image",
+    "source_upload",
+    "mask_upload",
+    "feather",
 )
 
 
