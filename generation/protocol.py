@@ -671,8 +671,8 @@ def _layout(
     return []
 
 
-def _stored_source(org: Any, *, kind: str, ident: Any, field_name: str) -> tuple[Any, dict]:
-    """The image or upload a variation starts from, as recorded in its params; ValidationError
+def _stored_source(org: Any, *, kind: str, ident: Any, field_name: str) -> dict[str, Any]:
+    """The image or upload a variation starts from, as its params record it; ValidationError
     naming ``field_name`` when this organization has no such object (another organization's
     is the same "no such" as a missing one)."""
     from .models import GeneratedImage, Upload, UploadKind
@@ -698,7 +698,7 @@ def _stored_source(org: Any, *, kind: str, ident: Any, field_name: str) -> tuple
             raise ValidationError(
                 {field_name: f"Upload {ident} is a {obj.kind}; {field_name} needs a {wanted}."}
             )
-    record = {
+    return {
         "kind": kind,
         "id": str(obj.pk),
         "storage_key": obj.storage_key,
@@ -706,7 +706,6 @@ def _stored_source(org: Any, *, kind: str, ident: Any, field_name: str) -> tuple
         "width": obj.width,
         "height": obj.height,
     }
-    return obj, record
 
 
 def _variation(
@@ -725,15 +724,15 @@ def _variation(
     out: dict[str, Any] = {"mode": mode, "strength": data.get("strength", DEFAULT_STRENGTH[mode])}
     try:
         if data.get("source_image"):
-            _, out["source"] = _stored_source(
+            out["source"] = _stored_source(
                 org, kind="image", ident=data["source_image"], field_name="source_image"
             )
         else:
-            _, out["source"] = _stored_source(
+            out["source"] = _stored_source(
                 org, kind="upload", ident=data["source_upload"], field_name="source_upload"
             )
         if mode == "inpaint":
-            _, out["mask"] = _stored_source(
+            out["mask"] = _stored_source(
                 org, kind="upload", ident=data["mask_upload"], field_name="mask_upload"
             )
             out["feather"] = float(data.get("feather", round(min(width, height) / 32, 1)))

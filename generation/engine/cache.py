@@ -31,10 +31,14 @@ class CacheStats:
 
 def load_pipeline(path: Path, *, device: str, dtype: Any) -> Any:
     """Load a diffusers pipeline folder onto ``device`` in ``dtype`` (the class comes from its
-    ``model_index.json``: StableDiffusionPipeline, StableDiffusionXLPipeline, ...)."""
-    from diffusers import DiffusionPipeline
+    ``model_index.json``: StableDiffusionPipeline, StableDiffusionXLPipeline, ...). A GLIGEN
+    checkpoint is served as the Stable Diffusion pipeline of its modules, whose UNet takes the
+    layout (``grounding``): diffusers' own GLIGEN pipeline is deprecated and one layout a call."""
+    from diffusers import DiffusionPipeline, StableDiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype)
+    if type(pipe).__name__ == "StableDiffusionGLIGENPipeline":
+        pipe = StableDiffusionPipeline.from_pipe(pipe)
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -109,6 +109,26 @@ def test_a_layout_on_a_model_that_cannot_follow_one_is_a_400_naming_those_that_c
     assert "'tiny' cannot follow a layout" in message and "tiny-gligen" in message
 
 
+def test_a_templates_default_layout_applies_and_is_named_when_the_model_cannot_follow_it(
+    api, owner, tiny_gligen_base_model
+):
+    from generation.template_services import prompt_template_create
+
+    prompt_template_create(
+        actor=owner.principal,
+        application="hero-left",
+        text="a {item} on a white background",
+        default_params={"layout": LAYOUT},
+    )
+    body = {"template": "hero-left", "variables": {"item": "red apple"}, "steps": 2}
+    grounded = api.post("/api/v1/generations", body | {"model": "tiny-gligen"}, format="json")
+    assert grounded.status_code == 202 and grounded.json()["params"]["layout"] == LAYOUT
+    plain = api.post("/api/v1/generations", body | {"model": "tiny"}, format="json")
+    assert "(from the template 'hero-left' v1)" in _errors(plain)["layout"]
+    cleared = api.post("/api/v1/generations", body | {"model": "tiny", "layout": []}, format="json")
+    assert cleared.status_code == 202 and cleared.json()["params"]["layout"] == []
+
+
 @pytest.mark.parametrize(
     ("layout", "says"),
     [

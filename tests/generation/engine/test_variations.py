@@ -155,3 +155,33 @@ def test_the_grounded_shapes_model_puts_the_product_where_the_layout_says(
         assert np.mean(inside) >= 0.75, (name, centres[name])
     moved = [b[1] > t[1] for t, b in zip(centres["top"], centres["bottom"], strict=True) if t and b]
     assert len(moved) >= 10 and np.mean(moved) >= 0.9, centres
+
+
+def test_a_gligen_checkpoint_registers_as_grounded_and_is_served_as_a_stable_diffusion_pipeline(
+    grounded, tmp_path
+):
+    """A folder saved by diffusers' ``StableDiffusionGLIGENPipeline`` (how GLIGEN checkpoints
+    are published) passes the registry's check as grounded and loads as the pipeline the worker
+    drives, its layout honoured."""
+    from diffusers import StableDiffusionGLIGENPipeline
+
+    from generation.engine.cache import load_pipeline
+    from models_registry.validation import check_pipeline_folder, is_grounded_folder
+
+    folder = tmp_path / "gligen"
+    parts = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
+    StableDiffusionGLIGENPipeline(
+        **{name: getattr(grounded, name) for name in parts},
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    ).save_pretrained(folder)
+    assert check_pipeline_folder(folder, family="sd15")["_class_name"] == (
+        "StableDiffusionGLIGENPipeline"
+    )
+    assert is_grounded_folder(folder)
+    pipe = load_pipeline(folder, device="cpu", dtype=torch.float32)
+    assert type(pipe).__name__ == "StableDiffusionPipeline"
+    made = run_batch(pipe, _spec(ImageSpec("a red apple", 1, layout=LEFT))).images[0]
+    expected = run_batch(grounded, _spec(ImageSpec("a red apple", 1, layout=LEFT))).images[0]
+    assert np.abs(_px(made) - _px(expected)).max() <= 1
