@@ -91,3 +91,21 @@ def test_a_marketer_draws_a_layout_and_paints_a_mask_over_an_image(
     assert white[32, 32] and not white[4, 4] and not white[60, 60]
     browser.get(f"{base}/studio/images/{image.pk}/")
     assert "Variations of this image" in browser.page_source
+
+    # An uploaded file as the source: it shows under the mask canvas as soon as it is chosen.
+    path = tmp_path / "shelf.png"
+    shot.save(path)
+    browser.get(f"{base}/studio/generate/")
+    browser.find_element(By.NAME, "prompt").send_keys("a red apple on a white background")
+    browser.find_element(By.CSS_SELECTOR, "select[name=mode] option[value=inpaint]").click()
+    browser.find_element(By.NAME, "source_file").send_keys(str(path))
+    painting = browser.find_element(By.CSS_SELECTOR, "[data-mask-canvas]")
+    WebDriverWait(browser, 5).until(lambda b: painting.is_displayed())
+    _drag(browser, painting, (0.1, 0.1), (0.3, 0.1))
+    browser.find_element(By.ID, "submit-generation").click()
+    WebDriverWait(browser, 10).until(ec.url_contains("/studio/jobs/"))
+    uploaded = GenerationJob.objects.filter(organization=demo.org).latest("created_at")
+    assert uploaded.source_upload.file_name == "shelf.png" and uploaded.params["mode"] == "inpaint"
+    mask = Image.open(io.BytesIO(storage.read_object(uploaded.params["mask"]["storage_key"])))
+    white = np.asarray(mask.convert("L").resize((64, 64))) > 127
+    assert white[6, 12] and not white[48, 48]

@@ -171,7 +171,16 @@
     canvas.addEventListener("pointerdown", function (event) { down = true; canvas.setPointerCapture(event.pointerId); paint(event); });
     canvas.addEventListener("pointermove", function (event) { if (down) { paint(event); } });
     canvas.addEventListener("pointerup", function () { down = false; });
-    document.querySelector("[data-mask-clear]").addEventListener("click", function () {
+    // A file chosen as the source shows under the canvas, to paint the mask over.
+    var file = form.querySelector("input[name=source_file]");
+    if (file) {
+      file.addEventListener("change", function () {
+        if (!file.files || !file.files[0]) { return; }
+        root.querySelector("[data-mask-source]").src = URL.createObjectURL(file.files[0]);
+        root.hidden = false;
+      });
+    }
+    root.querySelector("[data-mask-clear]").addEventListener("click", function () {
       ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height); painted = false;
     });
     form.addEventListener("submit", function () {
