@@ -86,6 +86,8 @@ def test_a_marketer_draws_a_layout_and_paints_a_mask_over_an_image(
     WebDriverWait(browser, 10).until(ec.url_contains("/studio/jobs/"))
     varied = GenerationJob.objects.filter(organization=demo.org).latest("created_at")
     assert varied.params["mode"] == "inpaint" and varied.source_image_id == image.pk
+    lineage = browser.find_element(By.ID, "job-lineage").text
+    assert lineage.startswith("inpaint at strength 1.0 of image " + str(image.pk)[:8])
     mask = Image.open(io.BytesIO(storage.read_object(varied.params["mask"]["storage_key"])))
     white = np.asarray(mask.convert("L").resize((64, 64))) > 127
     assert white[32, 32] and not white[4, 4] and not white[60, 60]
