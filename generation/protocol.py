@@ -256,7 +256,10 @@ class LayoutItemSchema(serializers.Serializer):
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
     return value if math.isfinite(value) else None
 
 
@@ -662,7 +665,11 @@ def _layout(
     layout, origin = found
     base = getattr(resolved_model, "base", None)
     if base is not None and getattr(base, "grounded", False):
-        return layout_clean(layout)  # a template's stored layout is checked again here
+        try:
+            return layout_clean(layout)  # a template's stored layout is checked again here
+        except ValueError as exc:
+            errors["layout"] = str(exc) if origin == "request" else f"{exc} (from the {origin})"
+            return []
     where = "" if origin == "request" else f" (from the {origin})"
     able = _grounded_model_names()
     errors["layout"] = f"The model '{served_by}' cannot follow a layout{where}; " + (
@@ -709,9 +716,10 @@ def _stored_source(org: Any, *, kind: str, ident: Any, field_name: str) -> dict[
 
 
 def _variation(
-    org: Any, data: Mapping[str, Any], *, hosted: bool, served_by: str | None, width: int,
-    height: int, errors: dict[str, str],
+    org: Any, data: Mapping[str, Any], *, hosted: bool, served_by: str | None,
+    errors: dict[str, str],
 ) -> dict[str, Any]:  # fmt: skip
+    """A variation's mode, strength, and source and mask records (looked up in ``org``)."""
     mode = data.get("mode", "txt2img")
     if mode == "txt2img":
         return {"mode": mode}
@@ -735,10 +743,49 @@ def _variation(
             out["mask"] = _stored_source(
                 org, kind="upload", ident=data["mask_upload"], field_name="mask_upload"
             )
-            out["feather"] = float(data.get("feather", round(min(width, height) / 32, 1)))
     except ValidationError as exc:
         errors.update({k: " ".join(v) for k, v in exc.message_dict.items()})
     return out
+
+
+def _source_size(source: Mapping[str, Any], family: str) -> dict[str, int]:
+    """A variation's default size: its source's, scaled down into the family's bounds and
+    rounded to multiples of 8 (so a 768×512 photo is not squashed into a square)."""
+    limits = family_limits(family)
+    width, height = int(source["width"]), int(source["height"])
+    scale = min(1.0, limits.max_side / max(width, height))
+
+    def snap(side: float) -> int:
+        return min(max(round(side * scale / 8) * 8, limits.min_side), limits.max_side)
+
+    return {"width": snap(width), "height": snap(height)}
+
+
+def _check_variation(
+    variation: dict[str, Any], data: Mapping[str, Any], *, steps: int, width: int, height: int,
+    errors: dict[str, str],
+) -> None:  # fmt: skip
+    """Fill in the soft edge's default; refuse a strength that runs no step and a mask whose
+    proportions are not its source's."""
+    if variation["mode"] == "txt2img" or "strength" not in variation:
+        return
+    strength = float(variation["strength"])
+    if int(steps * strength) < 1:
+        errors["strength"] = (
+            f"At {steps} steps, strength {strength:g} runs no denoising step; use at least "
+            f"{math.ceil(1000 / steps) / 1000:g} (or more steps)."
+        )
+    source, mask = variation.get("source"), variation.get("mask")
+    if variation["mode"] == "inpaint":
+        variation["feather"] = float(data.get("feather", round(min(width, height) / 32, 1)))
+        if source and mask:
+            ratio = (source["width"] / source["height"]) / (mask["width"] / mask["height"])
+            if abs(ratio - 1.0) > 0.02:
+                errors["mask_upload"] = (
+                    f"The mask is {mask['width']}×{mask['height']} but the source is "
+                    f"{source['width']}×{source['height']}: draw the mask at the source's "
+                    "proportions."
+                )
 
 
 def _load_template(*, org: Any, application: str, version: int | None) -> Any:
@@ -786,6 +833,11 @@ def resolve_params(*, org: Any, data: Mapping[str, Any], resolved_model: Any) ->
     layers.append(("protocol defaults", PROTOCOL_DEFAULTS))
 
     errors: dict[str, str] = {}
+    variation = _variation(
+        org, data, hosted=family == "provider", served_by=served_by, errors=errors
+    )
+    if variation.get("source"):  # a variation is drawn at its source's size unless told
+        layers.insert(-2, ("source image", _source_size(variation["source"], family)))
     width, height = _size(layers, family=family, model_defaults=model_defaults, errors=errors)
     steps, steps_origin = _first(layers, "steps")  # type: ignore[misc]
     if steps > limits.max_steps:
@@ -796,15 +848,7 @@ def resolve_params(*, org: Any, data: Mapping[str, Any], resolved_model: Any) ->
     seed_found = _first(layers, "seed")
     seed = int(seed_found[0]) if seed_found else secrets.randbelow(SEED_MAX + 1)
     layout = _layout(layers, resolved_model=resolved_model, served_by=served_by, errors=errors)
-    variation = _variation(
-        org,
-        data,
-        hosted=family == "provider",
-        served_by=served_by,
-        width=width,
-        height=height,
-        errors=errors,
-    )
+    _check_variation(variation, data, steps=int(steps), width=width, height=height, errors=errors)
 
     variables = {k: str(v) for k, v in (data.get("variables") or {}).items()}
     negative_override = data.get("negative_prompt")

@@ -4,7 +4,8 @@ Each file gets the checks every upload gets (`training.uploads.image_file_check`
 PNG/JPEG/WebP by content and a name that agrees, pixel count read from the header before
 decoding, complete decode), then a size check of its own (each side at least the smallest size
 Easel draws, ``protocol.MIN_SIDE``); a mask must also mark something to repaint. It is made
-upright (EXIF orientation), RGB (a mask: greyscale; alpha on white), stored as PNG under
+upright (EXIF orientation), RGB over white (a mask: greyscale over black, so its transparent
+parts are kept), stored as PNG under
 ``orgs/<org>/uploads/<id>.png`` with the hash of the file as sent, and recorded as an `Upload`.
 """
 
@@ -31,10 +32,13 @@ def upload_key(*, org_id: int, upload_id: object) -> str:
 
 
 def _normalized(data: bytes, kind: str) -> Image.Image:
+    """Upright, and RGB over white — or, for a mask, greyscale over black: a transparent part
+    of a mask is one that is kept."""
     with Image.open(io.BytesIO(data)) as opened:
         image = ImageOps.exif_transpose(opened)
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            flat = Image.new("RGB", image.size, (255, 255, 255))
+            under = (0, 0, 0) if kind == UploadKind.MASK else (255, 255, 255)
+            flat = Image.new("RGB", image.size, under)
             flat.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
             image = flat
         return image.convert("L" if kind == UploadKind.MASK else "RGB")

@@ -19,8 +19,9 @@ FAMILY_PIPELINES = {
     Family.SD15: {"StableDiffusionPipeline", "StableDiffusionGLIGENPipeline"},
     Family.SDXL: {"StableDiffusionXLPipeline"},
 }
-# UNet attention types of GLIGEN (boxes + phrases; "gated-text-image" also takes images).
-GROUNDED_ATTENTION = ("gated", "gated-text-image")
+# The UNet attention type of GLIGEN on boxes and phrases ("gated-text-image" checkpoints also
+# want reference images, which the protocol cannot give: they are not grounded here).
+GROUNDED_ATTENTION = ("gated",)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt", ".msgpack")
 REQUIRED_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024

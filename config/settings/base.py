@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "models_registry.models.VersionStatus",
         "TrainingModeEnum": "training.models.TrainingMode",
         "RunModeEnum": "catalog.models.RunMode",
+        "VersionKindEnum": "models_registry.models.VersionKind",
+        "UploadKindEnum": "generation.models.UploadKind",
     },
 }
 

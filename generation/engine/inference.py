@@ -93,8 +93,11 @@ def _validate(spec: BatchSpec) -> None:
     if spec.mode not in MODES:
         raise ValueError(f"Unknown mode {spec.mode!r}; use one of {', '.join(MODES)}.")
     if spec.mode != "txt2img":
-        if not 0.0 < spec.strength <= 1.0:
-            raise ValueError(f"Strength must lie in (0, 1], not {spec.strength}.")
+        if not 0.0 < spec.strength <= 1.0 or int(spec.steps * spec.strength) < 1:
+            raise ValueError(
+                f"Strength {spec.strength} at {spec.steps} steps runs no step; it must lie in "
+                f"[1/steps, 1]."
+            )
         if any(image.source is None for image in spec.images):
             raise ValueError(f"Every image of a {spec.mode} batch needs a source image.")
     if spec.mode == "inpaint" and any(image.mask is None for image in spec.images):
@@ -102,11 +105,11 @@ def _validate(spec: BatchSpec) -> None:
 
 
 def denoising_steps(spec: BatchSpec) -> int:
-    """The steps a call really runs: a variation starts ``strength`` of the way into the
-    schedule (diffusers' ``int(steps * strength)``, at least one)."""
+    """The steps a call really runs: a variation runs the last ``strength`` of the schedule
+    (diffusers' ``int(steps * strength)``; the protocol refuses a strength that runs none)."""
     if spec.mode == "txt2img":
         return spec.steps
-    return max(1, min(spec.steps, int(spec.steps * spec.strength)))
+    return min(spec.steps, int(spec.steps * spec.strength))
 
 
 def variant_pipeline(pipe: Any, mode: str) -> Any:
@@ -126,13 +129,44 @@ def variant_pipeline(pipe: Any, mode: str) -> Any:
     return variant
 
 
-def _fitted(image: Any, width: int, height: int, mode: str = "RGB") -> Any:
+def _fitted(image: Any, width: int, height: int) -> Any:
     from PIL import Image
 
-    image = image.convert(mode)
+    image = image.convert("RGB")
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     return image
+
+
+def _fitted_mask(mask: Any, width: int, height: int) -> Any:
+    """The mask at the output size, black (keep) or white (repaint) only: what diffusers'
+    inpainting binarizes it to, so the composite keeps exactly what the model kept."""
+    from PIL import Image
+
+    mask = mask.convert("L")
+    if mask.size != (width, height):
+        mask = mask.resize((width, height), Image.Resampling.NEAREST)
+    return mask.point(lambda value: 255 if value > 127 else 0)
+
+
+def _inward_ramp(mask: Any, feather: float) -> Any:
+    """0 outside the (binary) mask, rising linearly over ``feather`` pixels from its edge
+    inwards to 1: each pixel's depth inside, by repeated 3×3 erosion. A region thinner than
+    the ramp still gets part of the new image (a blur crossing 0.5 at the edge would give it
+    none)."""
+    import numpy as np
+    from PIL import ImageFilter
+
+    steps = max(1, round(feather))
+    depth = np.zeros(mask.size[::-1], dtype=np.float32)
+    current = mask
+    for _ in range(steps):
+        inside = np.asarray(current) > 127
+        if not inside.any():
+            break
+        depth += inside
+        current = current.filter(ImageFilter.MinFilter(3))
+    return depth / steps
 
 
 def composite_inpainted(source: Any, generated: Any, mask: Any, feather: float) -> Any:
@@ -140,16 +174,13 @@ def composite_inpainted(source: Any, generated: Any, mask: Any, feather: float) 
     about ``feather`` pixels that lies wholly inside the mask: every pixel outside the mask is
     the source's, exactly."""
     import numpy as np
-    from PIL import Image, ImageFilter
+    from PIL import Image
 
-    inside = np.asarray(mask.convert("L"), dtype=np.float32) / 255.0
+    binary = mask.convert("L").point(lambda value: 255 if value > 127 else 0)
     if feather > 0:
-        blurred = mask.convert("L").filter(ImageFilter.GaussianBlur(feather / 2))
-        # The blur crosses 0.5 at the mask's edge; stretched, the ramp runs edge → inside.
-        alpha = np.clip(2.0 * np.asarray(blurred, dtype=np.float32) / 255.0 - 1.0, 0.0, 1.0)
-        alpha = np.minimum(alpha, inside)
+        alpha = _inward_ramp(binary, feather)
     else:
-        alpha = inside
+        alpha = np.asarray(binary, dtype=np.float32) / 255.0
     alpha = alpha[..., None]
     kept = np.asarray(source.convert("RGB"), dtype=np.float32)
     made = np.asarray(generated.convert("RGB"), dtype=np.float32)
@@ -191,14 +222,20 @@ def run_batch(pipe: Any, spec: BatchSpec, *, on_step: StepCallback | None = None
         kwargs["image"] = [_fitted(i.source, spec.width, spec.height) for i in spec.images]
         kwargs["strength"] = spec.strength
     if spec.mode == "inpaint":
-        kwargs["mask_image"] = [_fitted(i.mask, spec.width, spec.height, "L") for i in spec.images]
+        kwargs["mask_image"] = [_fitted_mask(i.mask, spec.width, spec.height) for i in spec.images]
+    # Scheduled sampling counts on the full schedule (GLIGEN's definition; the fusers were
+    # trained on those noise levels): a variation that starts later runs fewer grounded steps,
+    # and none when it starts past them (its layout is the source's then).
+    grounding_steps = round(spec.grounding_fraction * spec.steps) - (spec.steps - total)
+    if spec.mode == "txt2img":
+        grounding_steps = max(1, grounding_steps)
+    grounded = grounded and grounding_steps > 0
     if grounded:
         guidance = uses_guidance(pipe, spec.cfg_scale)
         layouts = [image.layout for image in spec.images]
         kwargs["cross_attention_kwargs"] = {
             "gligen": gligen_kwargs(pipe, layouts, guidance=guidance)
         }
-    grounding_steps = max(1, round(spec.grounding_fraction * total))
 
     with fusers_on(pipe.unet) as fusers:
 

@@ -48,11 +48,13 @@ def _uploads(request: HttpRequest, form: GenerateForm) -> dict[str, str]:
     from training.uploads import read_upload
 
     data = form.cleaned_data
-    if (data.get("mode") or "txt2img") == "txt2img":
+    mode = data.get("mode") or "txt2img"
+    if mode == "txt2img":
         return {}
     found: dict[str, str] = {}
     sent = [("source_file", "source_upload", "image", data.get("source_file"))]
-    sent.append(("mask_file", "mask_upload", "mask", data.get("mask_file")))
+    if mode == "inpaint":  # a mask painted or chosen for img2img is left out, not refused
+        sent.append(("mask_file", "mask_upload", "mask", data.get("mask_file")))
     for field, key, kind, upload in sent:
         if upload is None:
             continue
@@ -68,7 +70,7 @@ def _uploads(request: HttpRequest, form: GenerateForm) -> dict[str, str]:
             raise ValidationError({field: reason}) from None
         found[key] = str(made.pk)
     drawn = data.get("mask_drawn") or ""
-    if "mask_upload" not in found and drawn.startswith(DRAWN_MASK_PREFIX):
+    if mode == "inpaint" and "mask_upload" not in found and drawn.startswith(DRAWN_MASK_PREFIX):
         try:
             png = base64.b64decode(drawn.removeprefix(DRAWN_MASK_PREFIX), validate=True)
         except binascii.Error:
@@ -86,10 +88,13 @@ def _uploads(request: HttpRequest, form: GenerateForm) -> dict[str, str]:
 def _submit(request: HttpRequest, form: GenerateForm) -> Any:
     """The job the valid form asks for, or None with the reasons attached to the form."""
     try:
-        body = form.to_request() | _uploads(request, form)
+        uploaded = _uploads(request, form)
     except ValidationError as exc:
         _attach_errors(form, field_messages(exc))
         return None
+    body = form.to_request() | uploaded
+    if "source_upload" in uploaded:  # a file chosen over the image the page started from
+        body.pop("source_image", None)
     serializer = GenerationRequestSerializer(data=body)
     if not serializer.is_valid():
         _attach_errors(form, serializer_messages(serializer.errors))

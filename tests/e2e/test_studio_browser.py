@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -443,7 +444,13 @@ def test_owner_uploads_a_catalog_runs_it_reviews_its_images_and_downloads_the_ex
     WebDriverWait(browser, 10).until(ec.url_contains("/studio/catalog-runs/"))
     run = CatalogRun.objects.get(catalog__slug="spring")
     assert str(run.pk) in browser.current_url and run.mode == "missing"
-    WebDriverWait(browser, JOB_SECONDS, poll_frequency=0.5).until(
+    # The status is swapped in by htmx as it polls: an element read mid-swap is stale.
+    WebDriverWait(
+        browser,
+        JOB_SECONDS,
+        poll_frequency=0.5,
+        ignored_exceptions=(StaleElementReferenceException,),
+    ).until(
         lambda b: b.find_element(By.CSS_SELECTOR, "[data-testid=run-status]").text == "completed"
     )
     counts = {

@@ -139,6 +139,7 @@ def test_a_templates_default_layout_applies_and_is_named_when_the_model_cannot_f
         ([{"phrase": "a" * 81, "box": [0.1, 0.1, 0.9, 0.9]}], "longer than 80"),
         ([{"phrase": "apple", "box": [0.1, 0.1, 0.9, 0.9], "z": 1}], "unknown field"),
         ([{"phrase": "apple", "box": [0, 0, 1, 1]}] * 9, "At most 8 boxes"),
+        ([{"phrase": "apple", "box": [0, 0, 10**400, 1]}], "four numbers"),
         ("left half", "list of"),
     ],
 )
@@ -166,6 +167,28 @@ def test_variation_fields_that_do_not_fit_together_are_400_naming_the_field(
 ):
     response = api.post("/api/v1/generations", BODY | extra, format="json")
     assert response.status_code == 400 and says in _errors(response)[field]
+
+
+def test_a_variation_is_drawn_at_its_sources_proportions_and_its_mask_must_match_them(api):
+    wide = _upload(api, _shot(64).resize((96, 64))).json()["id"]
+    body = BODY | {"mode": "img2img", "source_upload": wide}
+    job = api.post("/api/v1/generations", body, format="json").json()
+    assert (job["params"]["width"], job["params"]["height"]) == (96, 64)
+    square = _upload(api, _mask(), kind="mask").json()["id"]
+    body = BODY | {"mode": "inpaint", "source_upload": wide, "mask_upload": square}
+    errors = _errors(api.post("/api/v1/generations", body, format="json"))
+    assert "the source is 96×64" in errors["mask_upload"]
+    few = BODY | {"mode": "img2img", "source_upload": wide, "strength": 0.2, "steps": 4}
+    errors = _errors(api.post("/api/v1/generations", few, format="json"))
+    assert "runs no denoising step; use at least 0.25" in errors["strength"]
+
+
+def test_the_transparent_part_of_a_mask_is_kept(api):
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    mask.paste((255, 255, 255, 255), (16, 16, 48, 48))
+    made = Upload.objects.get(pk=_upload(api, mask, kind="mask").json()["id"])
+    stored = np.asarray(Image.open(io.BytesIO(storage.read_object(made.storage_key))))
+    assert stored[4, 4] == 0 and stored[32, 32] == 255
 
 
 def test_a_mask_is_not_a_source_and_an_image_is_not_a_mask(api):

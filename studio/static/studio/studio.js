@@ -95,7 +95,11 @@
     var list = root.querySelector("[data-layout-list]");
     var field = root.querySelector("input[name=layout]");
     var boxes = [];
-    try { boxes = JSON.parse(field.value || "[]") || []; } catch (e) { boxes = []; }
+    try { boxes = JSON.parse(field.value || "[]"); } catch (e) { boxes = []; }
+    if (!Array.isArray(boxes)) { boxes = []; }
+    boxes = boxes.filter(function (item) {
+      return item && typeof item.phrase === "string" && Array.isArray(item.box) && item.box.length === 4;
+    });
     var start = null, preview = null;
 
     function save() { field.value = boxes.length ? JSON.stringify(boxes) : ""; }
@@ -147,7 +151,8 @@
       start = null; preview = null;
       if (box[2] - box[0] >= 0.02 && box[3] - box[1] >= 0.02) {
         var prompt = document.querySelector("[name=prompt]");
-        boxes.push({ phrase: (prompt && prompt.value.split(" on ")[0].replace(/^an? /, "")) || "product", box: box });
+        var guess = prompt ? prompt.value.split(" on ")[0].replace(/^an? /, "").trim().slice(0, 80) : "";
+        boxes.push({ phrase: guess || "product", box: box });
         save();
       }
       render();

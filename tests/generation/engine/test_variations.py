@@ -124,9 +124,9 @@ def test_the_grounded_shapes_model_puts_the_product_where_the_layout_says(
     default_shapes_gligen_build,
 ):
     """The independent measure of `layout_report` (the largest saturated blob's centre) on a
-    share of its prompts: in the top or bottom half as asked, and lower for the bottom box than
-    for the top one with the same prompt and seed. (`manage.py layout_report` has the figures
-    of every box, the left/right halves included.)"""
+    share of its prompts: in the half of the frame asked for, and, with the same prompt and seed,
+    further right for the right box than for the left one and lower for the bottom box than for
+    the top one. (`manage.py layout_report` has the figures over every prompt.)"""
     from models_registry.engine.layout_report import centre
 
     pipe = _load(default_shapes_gligen_build)
@@ -138,7 +138,12 @@ def test_the_grounded_shapes_model_puts_the_product_where_the_layout_says(
         ("a purple bottle on a dark background", "purple bottle"),
         ("a yellow apple on a dark background", "yellow apple"),
     ]
-    boxes = {"top": (0.15, 0.0, 0.85, 0.5), "bottom": (0.15, 0.5, 0.85, 1.0)}
+    boxes = {
+        "left": (0.0, 0.2, 0.5, 1.0),
+        "right": (0.5, 0.2, 1.0, 1.0),
+        "top": (0.15, 0.0, 0.85, 0.5),
+        "bottom": (0.15, 0.5, 0.85, 1.0),
+    }
     centres = {}
     for name, box in boxes.items():
         specs = [
@@ -150,11 +155,13 @@ def test_the_grounded_shapes_model_puts_the_product_where_the_layout_says(
         centres[name] = [
             centre(_px(image).astype(np.uint8)) for image in run_batch(pipe, spec).images
         ]
-    for name, (_, y0, _, y1) in boxes.items():
-        inside = [c is not None and y0 <= c[1] <= y1 for c in centres[name]]
+    for name, (x0, y0, x1, y1) in boxes.items():
+        inside = [c is not None and x0 <= c[0] <= x1 and y0 <= c[1] <= y1 for c in centres[name]]
         assert np.mean(inside) >= 0.75, (name, centres[name])
-    moved = [b[1] > t[1] for t, b in zip(centres["top"], centres["bottom"], strict=True) if t and b]
-    assert len(moved) >= 10 and np.mean(moved) >= 0.9, centres
+    for first, second, axis in (("left", "right", 0), ("top", "bottom", 1)):
+        pairs = zip(centres[first], centres[second], strict=True)
+        moved = [b[axis] > a[axis] for a, b in pairs if a and b]
+        assert len(moved) >= 10 and np.mean(moved) >= 0.9, (first, second, centres)
 
 
 def test_a_gligen_checkpoint_registers_as_grounded_and_is_served_as_a_stable_diffusion_pipeline(
