@@ -17,7 +17,15 @@ from tenants.models import Organization
 from tenants.principal import Principal
 
 from . import services
-from .builtin import SHAPES, SHAPES_GLIGEN, TINY, TINY_GLIGEN, build_tiny_model
+from .builtin import (
+    SHAPES,
+    SHAPES_DESCRIPTION,
+    SHAPES_GLIGEN,
+    SHAPES_GLIGEN_DESCRIPTION,
+    TINY,
+    TINY_GLIGEN,
+    build_tiny_model,
+)
 from .models import BaseModel, BuildStatus, Category, Family
 
 DEMO_CATEGORIES = (
@@ -30,7 +38,8 @@ STALE_BUILD = timedelta(minutes=15)
 
 
 def seed_registry(org: Organization, owner_principal: Principal) -> list[Category]:
-    """Register ``tiny``, create the demo categories, and queue the ``shapes`` build."""
+    """Register ``tiny`` and ``tiny-gligen``, create the demo categories, and queue the builds
+    of ``shapes`` and ``shapes-gligen`` that are missing."""
     tiny = BaseModel.objects.filter(name=TINY, status=BuildStatus.READY).first() or (
         build_tiny_model()
     )
@@ -50,13 +59,12 @@ def seed_registry(org: Organization, owner_principal: Principal) -> list[Categor
                 base_model=serving,
             )
         categories.append(category)
-    if shapes is None:
-        queue_shapes_build()
+    queue_builds()
     return categories
 
 
-def _build_under_way() -> bool:
-    row = BaseModel.objects.filter(name=SHAPES, status=BuildStatus.BUILDING).first()
+def _build_under_way(name: str) -> bool:
+    row = BaseModel.objects.filter(name=name, status=BuildStatus.BUILDING).first()
     if row is None:
         return False
     updated = (row.build_progress or {}).get("updated_at") or row.created_at.isoformat()
@@ -67,18 +75,21 @@ def _build_under_way() -> bool:
     return timezone.now() - last < STALE_BUILD
 
 
-def queue_shapes_build() -> bool:
-    """Enqueue the shapes build on commit unless one is already running. True if queued."""
-    if _build_under_way():
-        return False
+def queue_builds() -> list[str]:
+    """Enqueue, on commit, the build of each trained built-in that is neither ready nor being
+    built: ``shapes``, then its GLIGEN variant (the train queue runs one task at a time, so the
+    variant finds ``shapes`` in the cache). Returns the names queued."""
     from .tasks import build_builtin_model_task
 
-    services.base_model_mark_building(
-        name=SHAPES,
-        family=Family.TINY,
-        description="Small Stable Diffusion model trained offline on synthetic product shots.",
-    )
-    # The train queue runs one task at a time: shapes first, then its GLIGEN variant from it.
-    transaction.on_commit(lambda: build_builtin_model_task.delay(SHAPES))
-    transaction.on_commit(lambda: build_builtin_model_task.delay(SHAPES_GLIGEN))
-    return True
+    queued = []
+    for name, description in (
+        (SHAPES, SHAPES_DESCRIPTION),
+        (SHAPES_GLIGEN, SHAPES_GLIGEN_DESCRIPTION),
+    ):
+        ready = BaseModel.objects.filter(name=name, status=BuildStatus.READY).exists()
+        if ready or _build_under_way(name):
+            continue
+        services.base_model_mark_building(name=name, family=Family.TINY, description=description)
+        transaction.on_commit(lambda name=name: build_builtin_model_task.delay(name))
+        queued.append(name)
+    return queued

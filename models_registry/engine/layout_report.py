@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from models_registry.engine.shapes_data import BACKGROUND_NAMES, COLOUR_NAMES, SHAPES, caption_for
+from models_registry.engine.shapes_data import (
+    BACKGROUND_NAMES,
+    COLOUR_NAMES,
+    SHAPES,
+    caption_for,
+    render_shots,
+)
 from models_registry.engine.shapes_report import _largest_blob, foreground_mask
 
 BOXES: dict[str, tuple[float, float, float, float]] = {
@@ -107,6 +113,39 @@ def evaluate_layout(
     return LayoutReport(
         inside=inside, mean_centre=means, moved=moved, images=total, missing=missing
     )
+
+
+# img2img: a shot varied into another prompt, and into its own (the VAE's round trip is the floor).
+STRENGTH_SOURCE = ("green", "bottle", "white")
+STRENGTH_PROMPTS = ("a blue box on a white background", "a green bottle on a white background")
+STRENGTHS = (0.2, 0.9)
+
+
+def strength_distances(
+    pipe: Any, *, seeds: Sequence[int] = DEFAULT_SEEDS
+) -> dict[tuple[str, float], float]:
+    """Mean absolute distance (of 255) from a synthetic shot of each img2img of it, per
+    (prompt, strength), over ``seeds``: how much of the source a strength keeps. Without a layout
+    a grounded model draws what its base does, so these are the base model's figures too."""
+    from PIL import Image
+
+    from generation.engine.inference import BatchSpec, ImageSpec, run_batch
+
+    colour, shape, background = STRENGTH_SOURCE
+    shot = render_shots([colour], [shape], [background], seed=4)[0]
+    source = Image.fromarray(shot)
+    out = {}
+    for prompt in STRENGTH_PROMPTS:
+        for strength in STRENGTHS:
+            images = [ImageSpec(prompt, seed, source=source) for seed in seeds]
+            spec = BatchSpec(32, 32, 20, 5.0, images, mode="img2img", strength=strength)
+            made = run_batch(pipe, spec).images
+            out[prompt, strength] = float(
+                np.mean(
+                    [np.abs(np.asarray(m, np.int16) - shot.astype(np.int16)).mean() for m in made]
+                )
+            )
+    return out
 
 
 def layout_sheet(pipe: Any, path: Path, *, seed: int = 0, scale: int = 3) -> Path:

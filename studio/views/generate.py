@@ -41,47 +41,46 @@ def _attach_errors(form: GenerateForm, errors: dict[str, str]) -> None:
         form.add_error(field if field in form.fields else None, text)
 
 
+def _drawn_mask(data_url: str) -> bytes | None:
+    """The PNG the mask editor drew (a ``data:`` URL), or None when nothing was drawn."""
+    if not data_url.startswith(DRAWN_MASK_PREFIX):
+        return None
+    try:
+        return base64.b64decode(data_url.removeprefix(DRAWN_MASK_PREFIX), validate=True)
+    except binascii.Error:
+        raise ValidationError({"mask_file": "The drawn mask could not be read."}) from None
+
+
 def _uploads(request: HttpRequest, form: GenerateForm) -> dict[str, str]:
-    """Store the form's source and mask files (or the mask drawn over the source) as uploads,
-    validated like ``POST /api/v1/uploads``; their ids for the request. ValidationError keyed
-    by the form field whose file was refused."""
+    """Store the form's source and mask files (a chosen mask file, else the mask drawn over the
+    source) as uploads, validated like ``POST /api/v1/uploads``; their ids for the request.
+    ValidationError keyed by the form field whose file was refused."""
     from training.uploads import read_upload
 
     data = form.cleaned_data
     mode = data.get("mode") or "txt2img"
-    if mode == "txt2img":
-        return {}
+    # (form field, request field, kind, (name, bytes) or None); a mask outside inpaint is left out
+    sent = []
+    if mode != "txt2img" and data.get("source_file"):
+        upload = data["source_file"]
+        sent.append(("source_file", "source_upload", "image", (upload.name, read_upload(upload))))
+    if mode == "inpaint":
+        upload = data.get("mask_file")
+        drawn = _drawn_mask(data.get("mask_drawn") or "")
+        if upload is not None:
+            sent.append(("mask_file", "mask_upload", "mask", (upload.name, read_upload(upload))))
+        elif drawn is not None:
+            sent.append(("mask_file", "mask_upload", "mask", ("drawn-mask.png", drawn)))
     found: dict[str, str] = {}
-    sent = [("source_file", "source_upload", "image", data.get("source_file"))]
-    if mode == "inpaint":  # a mask painted or chosen for img2img is left out, not refused
-        sent.append(("mask_file", "mask_upload", "mask", data.get("mask_file")))
-    for field, key, kind, upload in sent:
-        if upload is None:
-            continue
+    for field, key, kind, (name, content) in sent:
         try:
             made = upload_create(
-                actor=request.principal,
-                file_name=upload.name or field,
-                data=read_upload(upload),
-                kind=kind,
+                actor=request.principal, file_name=name or field, data=content, kind=kind
             )
         except ValidationError as exc:
             reason = " ".join(exc.message_dict.get("file", exc.messages))
             raise ValidationError({field: reason}) from None
         found[key] = str(made.pk)
-    drawn = data.get("mask_drawn") or ""
-    if mode == "inpaint" and "mask_upload" not in found and drawn.startswith(DRAWN_MASK_PREFIX):
-        try:
-            png = base64.b64decode(drawn.removeprefix(DRAWN_MASK_PREFIX), validate=True)
-        except binascii.Error:
-            raise ValidationError({"mask_file": "The drawn mask could not be read."}) from None
-        try:
-            made = upload_create(
-                actor=request.principal, file_name="drawn-mask.png", data=png, kind="mask"
-            )
-        except ValidationError as exc:
-            raise ValidationError({"mask_file": " ".join(exc.messages)}) from None
-        found["mask_upload"] = str(made.pk)
     return found
 
 

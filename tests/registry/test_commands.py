@@ -198,6 +198,19 @@ def test_build_shapes_model_command_prints_progress(build_cache):
     assert "unet 3/3" in out and "Base model 'shapes' is ready" in out
 
 
+def test_seed_registry_queues_only_the_builds_that_are_missing(
+    owner, django_capture_on_commit_callbacks
+):
+    BaseModel.objects.create(name="shapes", family="tiny", status=BuildStatus.READY)
+    with (
+        mock.patch.object(build_builtin_model_task, "delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        demo.seed_registry(owner.org, owner.principal)
+    # e.g. a new engine version changed the grounded build's cache key, not the base's
+    assert [c.args for c in delay.call_args_list] == [("shapes-gligen",)]
+
+
 def test_seed_registry_creates_categories_and_queues_the_shapes_build_once(
     owner, django_capture_on_commit_callbacks
 ):

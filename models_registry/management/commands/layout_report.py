@@ -1,6 +1,7 @@
 """``manage.py layout_report``: how well the grounded ``shapes-gligen`` model follows a layout
 (`models_registry.engine.layout_report`), on its cached build (trained first if the cache lacks
-it) or on ``--model-dir``; ``--sheet`` writes the contact sheet (``docs/shapes-gligen.png``)."""
+it) or on ``--model-dir``, and how far img2img strays from its source at a low and a high
+strength; ``--sheet`` writes the contact sheet (``docs/shapes-gligen.png``)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ class Command(BaseCommand):
         from models_registry.builtin import build_cache_root
         from models_registry.engine.build_cache import cached_build
         from models_registry.engine.gligen import ShapesGligenConfig
-        from models_registry.engine.layout_report import evaluate_layout, layout_sheet
+        from models_registry.engine.layout_report import (
+            evaluate_layout,
+            layout_sheet,
+            strength_distances,
+        )
 
         folder = options["model_dir"] or cached_build(ShapesGligenConfig(), build_cache_root())
         torch.set_num_threads(2)
@@ -35,5 +40,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Layout report of {folder}:")
         for line in report.lines():
             self.stdout.write(line)
+        self.stdout.write("img2img of a green bottle shot, mean distance from it (of 255):")
+        for (prompt, strength), distance in strength_distances(pipe).items():
+            self.stdout.write(f"  {prompt!r:<40} strength {strength:g}: {distance:.1f}")
         if options["sheet"]:
             self.stdout.write(f"Contact sheet: {layout_sheet(pipe, options['sheet'])}")
